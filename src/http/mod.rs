@@ -1,0 +1,210 @@
+//! The HTTP layer: the router of every resource and the middleware stack around it (request
+//! id, logging and metrics, https redirect, CORS, compression, security headers, body limits).
+
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod service;
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Router;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::state::AppState;
+use error::ApiError;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 10 * 1024 * 1024;
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application: routes, OpenAPI document and middleware.
+pub fn router(state: AppState) -> Router {
+    let (api, mut doc) = OpenApiRouter::with_openapi(openapi::base())
+        .nest("/api/v1", api_router())
+        .merge(service::routes())
+        .split_for_parts();
+    openapi::finish(&mut doc);
+
+    let production = state.settings.is_production();
+    let app = api
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/docs").url("/api/v1/openapi.json", doc))
+        .fallback(|| async { ApiError::not_found("Route not found") })
+        .method_not_allowed_fallback(|| async {
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(serde_json::json!({"error": "Method not allowed"})),
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+
+    let mut app = app
+        .layer(middleware::from_fn(reject_oversized_bodies))
+        .layer(middleware::from_fn(no_store_on_api))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ));
+    if production {
+        app = app.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ));
+    }
+    app.layer(CompressionLayer::new())
+        .layer(cors(&state))
+        .layer(middleware::from_fn_with_state(state.clone(), redirect_to_https))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(middleware::from_fn(log_and_measure))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .with_state(state)
+}
+
+/// Routes under `/api/v1`.
+fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().merge(service::api_routes())
+}
+
+fn cors(state: &AppState) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .expose_headers([REQUEST_ID.clone(), header::RETRY_AFTER])
+        .max_age(Duration::from_secs(86_400));
+    if !state.settings.is_production() {
+        return layer.allow_origin(Any).allow_headers(Any);
+    }
+    let origins: Vec<HeaderValue> = state
+        .settings
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    layer
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            REQUEST_ID.clone(),
+        ])
+        .allow_credentials(true)
+}
+
+/// One log line per request (method, path, status, latency, request id) and the metrics.
+/// The query string is left out: it may carry tokens.
+async fn log_and_measure(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let request_id = request
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status().as_u16();
+    let route = response
+        .extensions()
+        .get::<MatchedRoute>()
+        .map(|r| r.0.as_str())
+        .unwrap_or(if status == 404 { "unmatched" } else { "other" })
+        .to_string();
+    crate::metrics::record_request(method.as_str(), &route, status, elapsed);
+    tracing::info!(
+        target: "cashcraft::request",
+        method = %method,
+        path = %path,
+        status,
+        latency_ms = format_args!("{:.2}", elapsed.as_secs_f64() * 1000.0),
+        request_id = %request_id,
+        "request"
+    );
+    response
+}
+
+/// The route template a request matched, carried back to the outer middleware.
+#[derive(Clone)]
+struct MatchedRoute(String);
+
+/// Sets `Cache-Control: no-store` on `/api/` responses and notes the matched route template.
+async fn no_store_on_api(request: Request, next: Next) -> Response {
+    let is_api = request.uri().path().starts_with("/api/");
+    let matched = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let mut response = next.run(request).await;
+    if is_api {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if let Some(route) = matched {
+        response.extensions_mut().insert(MatchedRoute(route));
+    }
+    response
+}
+
+/// Refuses a declared body over the limit before reading it.
+async fn reject_oversized_bodies(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return ApiError::PayloadTooLarge.into_response();
+    }
+    next.run(request).await
+}
+
+/// In production, a request that reached the proxy over plain HTTP is sent to https (308);
+/// the probes never are.
+async fn redirect_to_https(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if state.settings.is_production() {
+        let path = request.uri().path();
+        let probe = matches!(path, "/health" | "/ready" | "/ping");
+        let forwarded_http = request
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').next().unwrap_or("").trim().eq_ignore_ascii_case("http"));
+        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+        if forwarded_http && !probe {
+            if let Some(host) = host {
+                let target = format!(
+                    "https://{host}{}",
+                    request.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/")
+                );
+                return Redirect::permanent(&target).into_response();
+            }
+        }
+    }
+    next.run(request).await
+}

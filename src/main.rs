@@ -1,0 +1,150 @@
+//! The `cashcraft` command: `serve` (default), `migrate`, `healthcheck`, and admin tasks.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use cashcraft::server::{shutdown_signal, Application, StartError};
+use cashcraft::store::Db;
+use cashcraft::{telemetry, Settings};
+
+#[derive(Parser)]
+#[command(name = "cashcraft", version, about = "CashCraft personal-finance backend")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Ask a running server's /health; exit 0 when it answers ok, else 1.
+    Healthcheck {
+        /// URL to ask (default: http://127.0.0.1:$PORT/health).
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("❌ Cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve().await,
+            Command::Migrate => migrate().await,
+            Command::Healthcheck { url } => healthcheck(url).await,
+        }
+    })
+}
+
+fn load_settings() -> Result<Settings, ExitCode> {
+    Settings::from_env().map_err(|err| {
+        eprintln!("❌ Configuration error: {err:#}");
+        ExitCode::FAILURE
+    })
+}
+
+async fn serve() -> ExitCode {
+    let settings = match load_settings() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    telemetry::init(settings.log_format);
+    tracing::info!("🚀 Starting CashCraft Backend...");
+    for warning in &settings.warnings {
+        tracing::warn!("⚠️ {warning}");
+    }
+    let environment = settings.environment.as_str();
+    let port = settings.port;
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(StartError::PortInUse(port)) => {
+            eprintln!("❌ Port {port} is already in use. Stop the other process or choose another port with the PORT variable (e.g. PORT=3001).");
+            return ExitCode::FAILURE;
+        }
+        Err(err) => {
+            tracing::error!("❌ Unable to start: {err:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let shown_port = if port == 0 { app.local_addr().port() } else { port };
+    tracing::info!("✅ Server is running on http://0.0.0.0:{shown_port}");
+    tracing::info!("🌱 Environment: {environment}");
+    match app.serve_until(shutdown_signal()).await {
+        Ok(()) => {
+            tracing::info!("✅ Graceful shutdown completed");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            tracing::error!("❌ Server error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn migrate() -> ExitCode {
+    let settings = match load_settings() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    telemetry::init(settings.log_format);
+    let result = async {
+        let db = Db::connect(&settings).await?;
+        db.migrate().await?;
+        db.close().await;
+        anyhow::Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            tracing::info!("✅ Migrations applied");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            tracing::error!("❌ Migration failed: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn healthcheck(url: Option<String>) -> ExitCode {
+    let url = url.unwrap_or_else(|| {
+        let _ = dotenvy::dotenv();
+        let port = std::env::var("PORT")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "3000".into());
+        format!("http://127.0.0.1:{port}/health")
+    });
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+    {
+        Ok(c) => c,
+        Err(_) => return ExitCode::FAILURE,
+    };
+    let healthy = match client.get(&url).send().await {
+        Ok(response) if response.status().is_success() => response
+            .json::<serde_json::Value>()
+            .await
+            .is_ok_and(|body| body.get("status").and_then(|s| s.as_str()) == Some("ok")),
+        _ => false,
+    };
+    if healthy {
+        println!("healthy: {url}");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("unhealthy: {url}");
+        ExitCode::FAILURE
+    }
+}

@@ -1,0 +1,30 @@
+//! AppState: what every handler may use — settings, database, and the shared services.
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::store::Db;
+
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+pub struct Inner {
+    pub settings: Settings,
+    pub db: Db,
+    pub redis: Option<crate::cache::Redis>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        AppState { inner: Arc::new(inner) }
+    }
+}
