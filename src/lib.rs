@@ -1,5 +1,6 @@
 //! CashCraft: the server behind the CashCraft personal-finance app.
 
+pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod domain;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use crate::auth::tokens::JwtKeys;
 use crate::config::Settings;
 use crate::state::{AppState, Inner};
 use crate::store::{Backend, Db};
@@ -60,7 +61,18 @@ impl Application {
                     .into())
             }
         };
-        let state = AppState::new(Inner { settings, db, redis });
+        let jwt = JwtKeys::new(
+            &settings.jwt_secret,
+            settings.jwt_expires_in,
+            settings.jwt_refresh_expires_in,
+        );
+        tokio::task::spawn_blocking(crate::auth::password::warm_up);
+        let state = AppState::new(Inner {
+            settings,
+            db,
+            redis,
+            jwt,
+        });
         Ok(Application { listener, state })
     }
 

@@ -14,6 +14,7 @@ pub struct Inner {
     pub settings: Settings,
     pub db: Db,
     pub redis: Option<crate::cache::Redis>,
+    pub jwt: crate::auth::tokens::JwtKeys,
 }
 
 impl std::ops::Deref for AppState {

@@ -1,4 +1,5 @@
-//! Pure types and rules of the domain, with no I/O: money, time, validation helpers.
+//! Pure types and rules of the domain, with no I/O: money, time, default data.
 
+pub mod defaults;
 pub mod money;
 pub mod time;

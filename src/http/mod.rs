@@ -1,10 +1,12 @@
 //! The HTTP layer: the router of every resource and the middleware stack around it (request
 //! id, logging and metrics, https redirect, CORS, compression, security headers, body limits).
 
+pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod service;
+pub mod validate;
 
 use std::time::{Duration, Instant};
 
@@ -79,7 +81,9 @@ pub fn router(state: AppState) -> Router {
 
 /// Routes under `/api/v1`.
 fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(service::api_routes())
+    OpenApiRouter::new()
+        .merge(service::api_routes())
+        .nest("/auth", auth::routes())
 }
 
 fn cors(state: &AppState) -> CorsLayer {

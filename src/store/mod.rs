@@ -107,3 +107,30 @@ impl Db {
         self.pool.close().await;
     }
 }
+
+pub mod refresh_tokens;
+pub mod users;
+
+/// Takes the user's change clock for a write transaction and answers the stamp for the rows
+/// it changes (`server_updated_at`): max(now, previous + 1), so stamps strictly increase per
+/// user. The UPDATE holds the user's row lock until commit, so a user's writes commit in stamp
+/// order — which is what makes an incremental pull up to the clock lossless. Answers `None`
+/// when the user no longer exists.
+pub async fn take_change_stamp(tx: &mut Tx, user_id: &str) -> Result<Option<i64>, sqlx::Error> {
+    let now = crate::domain::time::now_ms();
+    let row: Option<(i64,)> = sqlx::query_as(
+        "UPDATE users SET change_clock = CASE WHEN change_clock >= $1 THEN change_clock + 1 ELSE $1 END \
+         WHERE id = $2 RETURNING change_clock",
+    )
+    .bind(now)
+    .bind(user_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// Reads a BIGINT 0/1 column as a bool.
+pub fn flag(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, sqlx::Error> {
+    use sqlx::Row;
+    Ok(row.try_get::<i64, _>(column)? != 0)
+}

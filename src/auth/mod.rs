@@ -1,0 +1,4 @@
+//! Identity: password hashing, access tokens (JWT) and opaque refresh tokens.
+
+pub mod password;
+pub mod tokens;

@@ -1,0 +1,323 @@
+//! Auth endpoints (`/api/v1/auth`): register, login, guest, refresh rotation, logout, me —
+//! and the `AuthUser` extractor every authenticated handler takes.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::ApiJson;
+use super::validate::{is_valid_email, normalize_email, Checks};
+use crate::auth::password;
+use crate::auth::tokens::TokenError;
+use crate::domain::time::{now_ms, Iso};
+use crate::state::AppState;
+use crate::store::refresh_tokens::{self, Rotation};
+use crate::store::users::{self, NewUser, User};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(guest))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(me))
+}
+
+/// The authenticated caller. Taking it as an argument makes a handler require a valid access
+/// token for a user that still exists.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub id: String,
+    pub is_premium: bool,
+    pub is_guest: bool,
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Err(ApiError::unauthorized("No authorization header provided"));
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("Invalid token"))?;
+        let user_id = state.jwt.verify(token).map_err(|err| match err {
+            TokenError::Expired => ApiError::unauthorized("Token expired"),
+            TokenError::Invalid => ApiError::unauthorized("Invalid token"),
+        })?;
+        let caller = users::find_caller(&state.db.pool, &user_id)
+            .await?
+            .ok_or_else(|| ApiError::unauthorized("User not found"))?;
+        Ok(AuthUser {
+            is_premium: users::has_premium(caller.is_premium, caller.premium_expires_at, now_ms()),
+            is_guest: caller.is_guest,
+            id: user_id,
+        })
+    }
+}
+
+/// A user as auth responses show it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub display_name: String,
+    pub is_premium: bool,
+    pub is_guest: bool,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: Iso,
+}
+
+impl UserView {
+    pub fn of(user: &User) -> Self {
+        UserView {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            display_name: user.display_name.clone(),
+            is_premium: user.has_premium(now_ms()),
+            is_guest: user.is_guest,
+            created_at: Iso(user.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthResponse {
+    pub user: UserView,
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserResponse {
+    pub user: UserView,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenPair {
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MessageResponse {
+    pub message: String,
+}
+
+/// Issues an access token and a new refresh-token family for `user` inside `tx`, commits,
+/// and answers the auth response.
+pub async fn sign_in(state: &AppState, mut tx: crate::store::Tx, user: &User) -> ApiResult<AuthResponse> {
+    let refresh_token = refresh_tokens::issue(&mut tx, &user.id, None, refresh_ttl_ms(state)).await?;
+    tx.commit().await?;
+    Ok(AuthResponse {
+        user: UserView::of(user),
+        access_token: state.jwt.issue(&user.id)?,
+        refresh_token,
+    })
+}
+
+pub fn refresh_ttl_ms(state: &AppState) -> i64 {
+    i64::try_from(state.jwt.refresh_ttl.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterBody {
+    email: Option<String>,
+    password: Option<String>,
+    display_name: Option<String>,
+}
+
+/// Checks a new password: 6 to 128 characters.
+pub fn check_password(checks: &mut Checks, field: &str, password: Option<&str>) {
+    let len = password.map(|p| p.chars().count()).unwrap_or(0);
+    checks
+        .body(len >= 6, field, "Password must be at least 6 characters long")
+        .body(len <= 128, field, "Password must be at most 128 characters long");
+}
+
+/// Create an account with email and password.
+#[utoipa::path(post, path = "/register", tag = "auth", request_body = RegisterBody, responses(
+    (status = 201, body = AuthResponse),
+    (status = 400, description = "Validation failed", body = ErrorBody),
+    (status = 409, description = "User with this email already exists", body = ErrorBody),
+    (status = 429, description = "Too many requests", body = ErrorBody),
+))]
+async fn register(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RegisterBody>,
+) -> ApiResult<(StatusCode, Json<AuthResponse>)> {
+    let email = normalize_email(body.email.as_deref().unwrap_or(""));
+    let mut checks = Checks::new();
+    checks.body(is_valid_email(&email), "email", "Please provide a valid email");
+    check_password(&mut checks, "password", body.password.as_deref());
+    let display_name = body.display_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    checks.body(
+        display_name.is_none_or(|n| n.chars().count() <= 100),
+        "displayName",
+        "Display name must be at most 100 characters",
+    );
+    checks.finish()?;
+
+    if users::find_by_email(&state.db.pool, &email).await?.is_some() {
+        return Err(ApiError::conflict("User with this email already exists"));
+    }
+    let hash = password::hash(body.password.unwrap_or_default()).await?;
+    let display_name = display_name
+        .map(str::to_string)
+        .unwrap_or_else(|| email.split('@').next().unwrap_or("").to_string());
+    let mut tx = state.db.begin_write().await?;
+    let new = NewUser {
+        email: &email,
+        password_hash: Some(&hash),
+        display_name: &display_name,
+        is_guest: false,
+        google_id: None,
+    };
+    let user = match users::create_with_defaults(&mut tx, new).await {
+        Ok(user) => user,
+        Err(err) if super::error::is_unique_violation(&err) => {
+            return Err(ApiError::conflict("User with this email already exists"))
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let response = sign_in(&state, tx, &user).await?;
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct LoginBody {
+    email: Option<String>,
+    password: Option<String>,
+}
+
+/// Sign in with email and password.
+#[utoipa::path(post, path = "/login", tag = "auth", request_body = LoginBody, responses(
+    (status = 200, body = AuthResponse),
+    (status = 400, description = "Validation failed", body = ErrorBody),
+    (status = 401, description = "Invalid email or password", body = ErrorBody),
+    (status = 429, description = "Too many requests", body = ErrorBody),
+))]
+async fn login(State(state): State<AppState>, ApiJson(body): ApiJson<LoginBody>) -> ApiResult<Json<AuthResponse>> {
+    let email = normalize_email(body.email.as_deref().unwrap_or(""));
+    let mut checks = Checks::new();
+    checks.body(is_valid_email(&email), "email", "Please provide a valid email");
+    checks.body(
+        body.password.as_deref().is_some_and(|p| !p.is_empty()),
+        "password",
+        "Password is required",
+    );
+    checks.finish()?;
+    let user = users::find_by_email(&state.db.pool, &email).await?;
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let ok = password::verify(body.password.unwrap_or_default(), hash).await;
+    let user = match user {
+        Some(user) if ok => user,
+        _ => return Err(ApiError::unauthorized("Invalid email or password")),
+    };
+    let mut tx = state.db.begin_write().await?;
+    users::set_last_login(&mut *tx, &user.id).await?;
+    Ok(Json(sign_in(&state, tx, &user).await?))
+}
+
+/// Start as a guest: a new user with default data and no credentials.
+#[utoipa::path(post, path = "/guest", tag = "auth", responses(
+    (status = 200, body = AuthResponse),
+    (status = 429, description = "Too many requests", body = ErrorBody),
+))]
+async fn guest(State(state): State<AppState>) -> ApiResult<Json<AuthResponse>> {
+    let email = format!("guest_{}@cashcraft.local", uuid::Uuid::new_v4().simple());
+    let mut tx = state.db.begin_write().await?;
+    let new = NewUser {
+        email: &email,
+        password_hash: None,
+        display_name: "Guest",
+        is_guest: true,
+        google_id: None,
+    };
+    let user = users::create_with_defaults(&mut tx, new).await?;
+    Ok(Json(sign_in(&state, tx, &user).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshBody {
+    refresh_token: Option<String>,
+}
+
+/// Exchange a refresh token for a new access token and a new refresh token (rotation).
+#[utoipa::path(post, path = "/refresh", tag = "auth", request_body = RefreshBody, responses(
+    (status = 200, body = TokenPair),
+    (status = 400, description = "Validation failed", body = ErrorBody),
+    (status = 401, description = "Invalid refresh token / Refresh token expired", body = ErrorBody),
+    (status = 429, description = "Too many requests", body = ErrorBody),
+))]
+async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<RefreshBody>) -> ApiResult<Json<TokenPair>> {
+    let token = body.refresh_token.unwrap_or_default();
+    let mut checks = Checks::new();
+    checks.body(!token.is_empty(), "refreshToken", "Refresh token is required");
+    checks.finish()?;
+    let mut tx = state.db.begin_write().await?;
+    let outcome = refresh_tokens::rotate(&mut tx, &token, refresh_ttl_ms(&state)).await?;
+    // Commit in every case: a detected reuse must leave the user's tokens revoked.
+    tx.commit().await?;
+    match outcome {
+        Rotation::Rotated { user_id, token } => Ok(Json(TokenPair {
+            access_token: state.jwt.issue(&user_id)?,
+            refresh_token: token,
+        })),
+        Rotation::Expired => Err(ApiError::unauthorized("Refresh token expired")),
+        Rotation::Unknown | Rotation::Reused => Err(ApiError::unauthorized("Invalid refresh token")),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LogoutBody {
+    refresh_token: Option<String>,
+}
+
+/// Revoke a refresh token.
+#[utoipa::path(post, path = "/logout", tag = "auth", request_body(content = LogoutBody, description = "Optional"), responses(
+    (status = 200, body = MessageResponse),
+    (status = 400, description = "Malformed body", body = ErrorBody),
+))]
+async fn logout(State(state): State<AppState>, ApiJson(body): ApiJson<LogoutBody>) -> ApiResult<Json<MessageResponse>> {
+    if let Some(token) = body.refresh_token.filter(|t| !t.is_empty()) {
+        let mut tx = state.db.begin_write().await?;
+        refresh_tokens::revoke(&mut tx, &token).await?;
+        tx.commit().await?;
+    }
+    Ok(Json(MessageResponse {
+        message: "Logged out successfully".into(),
+    }))
+}
+
+/// The signed-in user.
+#[utoipa::path(get, path = "/me", tag = "auth", security(("bearer" = [])), responses(
+    (status = 200, body = UserResponse),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+))]
+async fn me(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Json<UserResponse>> {
+    let user = users::find_by_id(&state.db.pool, &auth.id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("User not found"))?;
+    Ok(Json(UserResponse {
+        user: UserView::of(&user),
+    }))
+}
