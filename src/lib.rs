@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod metrics;

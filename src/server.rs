@@ -67,11 +67,13 @@ impl Application {
             settings.jwt_refresh_expires_in,
         );
         tokio::task::spawn_blocking(crate::auth::password::warm_up);
+        let cipher = crate::crypto::FieldCipher::new(&settings.encryption_key);
         let state = AppState::new(Inner {
             settings,
             db,
             redis,
             jwt,
+            cipher,
         });
         Ok(Application { listener, state })
     }

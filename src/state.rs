@@ -15,6 +15,7 @@ pub struct Inner {
     pub db: Db,
     pub redis: Option<crate::cache::Redis>,
     pub jwt: crate::auth::tokens::JwtKeys,
+    pub cipher: crate::crypto::FieldCipher,
 }
 
 impl std::ops::Deref for AppState {
