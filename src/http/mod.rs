@@ -8,6 +8,7 @@ pub mod openapi;
 pub mod plans;
 pub mod service;
 pub mod validate;
+pub mod views;
 
 use std::time::{Duration, Instant};
 
