@@ -1,6 +1,7 @@
 //! Collecting validation failures: handlers run every check on a request and answer one 400
 //! `Validation failed` listing all of them.
 
+use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
 use super::error::{ApiError, FieldError};
@@ -50,6 +51,17 @@ impl Checks {
             Err(ApiError::Validation(self.errors))
         }
     }
+}
+
+/// Deserializes a field that must tell "absent" from `null`: absent → `None` (keep the stored
+/// value), `null` → `Some(None)` (clear it), a value → `Some(Some(v))`. Use it as
+/// `#[serde(default, deserialize_with = "double_option")]` on an `Option<Option<T>>` field.
+pub fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// A plausible email address (after trimming): one `@`, a non-empty local part, a dotted
@@ -126,6 +138,20 @@ mod tests {
         assert!(!is_hex_color("#GG0000"));
         assert!(is_currency_code("usd"));
         assert!(!is_currency_code("US"));
+    }
+
+    #[test]
+    fn double_option_tells_absent_from_null() {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            #[serde(default, deserialize_with = "double_option")]
+            due: Option<Option<String>>,
+        }
+        let parse = |json: &str| serde_json::from_str::<Body>(json).unwrap().due;
+        assert_eq!(parse("{}"), None);
+        assert_eq!(parse(r#"{"due":null}"#), Some(None));
+        assert_eq!(parse(r#"{"due":"2025-06-01"}"#), Some(Some("2025-06-01".into())));
+        assert!(serde_json::from_str::<Body>(r#"{"due":5}"#).is_err());
     }
 
     #[test]
