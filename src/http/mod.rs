@@ -2,6 +2,7 @@
 //! id, logging and metrics, https redirect, CORS, compression, security headers, body limits).
 
 pub mod auth;
+pub mod categories;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -86,6 +87,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(service::api_routes())
         .nest("/auth", auth::routes())
+        .nest("/categories", categories::routes())
 }
 
 fn cors(state: &AppState) -> CorsLayer {

@@ -108,6 +108,7 @@ impl Db {
     }
 }
 
+pub mod categories;
 pub mod refresh_tokens;
 pub mod tombstones;
 pub mod transactions;
