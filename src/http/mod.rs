@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod categories;
+pub mod debts;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -88,6 +89,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(service::api_routes())
         .nest("/auth", auth::routes())
         .nest("/categories", categories::routes())
+        .nest("/debts", debts::routes())
 }
 
 fn cors(state: &AppState) -> CorsLayer {

@@ -109,6 +109,7 @@ impl Db {
 }
 
 pub mod categories;
+pub mod debts;
 pub mod refresh_tokens;
 pub mod tombstones;
 pub mod transactions;
