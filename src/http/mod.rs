@@ -7,6 +7,7 @@ pub mod extract;
 pub mod openapi;
 pub mod plans;
 pub mod service;
+pub mod sync;
 pub mod validate;
 pub mod views;
 
@@ -86,6 +87,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(service::api_routes())
         .nest("/auth", auth::routes())
+        .nest("/sync", sync::routes())
 }
 
 fn cors(state: &AppState) -> CorsLayer {

@@ -109,6 +109,7 @@ impl Db {
 }
 
 pub mod refresh_tokens;
+pub mod sync;
 pub mod tombstones;
 pub mod transactions;
 pub mod users;

@@ -197,6 +197,38 @@ pub async fn find_caller<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -
     .transpose()
 }
 
+/// How many rows of each kind a reset deleted.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletedCounts {
+    pub transactions: u64,
+    pub debts: u64,
+    pub categories: u64,
+    pub accounts: u64,
+    pub exchange_rates: u64,
+}
+
+/// Deletes every synced row of a user (children first), leaving tombstones so devices learn
+/// of it. The user and their refresh tokens stay.
+pub async fn delete_all_data(tx: &mut Tx, user_id: &str, stamp: Millis) -> Result<DeletedCounts, sqlx::Error> {
+    super::tombstones::record_everything(tx, user_id, stamp).await?;
+    let mut counts = DeletedCounts::default();
+    for (table, slot) in [
+        ("transactions", &mut counts.transactions),
+        ("debts", &mut counts.debts),
+        ("categories", &mut counts.categories),
+        ("accounts", &mut counts.accounts),
+        ("user_exchange_rates", &mut counts.exchange_rates),
+    ] {
+        let done = sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?;
+        *slot = done.rows_affected();
+    }
+    Ok(counts)
+}
+
 #[cfg(test)]
 mod tests {
     use super::has_premium;
