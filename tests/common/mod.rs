@@ -39,10 +39,17 @@ pub struct PgDatabase {
 impl PgDatabase {
     pub async fn create() -> PgDatabase {
         let name = format!("cc_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await.unwrap_or_else(|err| {
-            panic!("PostgreSQL is needed for the PostgreSQL half of the tests ({}): {err}", postgres_admin_url())
-        });
-        conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
+        let mut conn = sqlx::PgConnection::connect(&postgres_admin_url())
+            .await
+            .unwrap_or_else(|err| {
+                panic!(
+                    "PostgreSQL is needed for the PostgreSQL half of the tests ({}): {err}",
+                    postgres_admin_url()
+                )
+            });
+        conn.execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create test database");
         PgDatabase { name }
     }
 
@@ -55,10 +62,15 @@ impl Drop for PgDatabase {
     fn drop(&mut self) {
         let name = self.name.clone();
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
                 let mut conn = sqlx::PgConnection::connect(&postgres_admin_url()).await.ok()?;
-                conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await.ok()
+                conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                    .await
+                    .ok()
             })
         })
         .join();
@@ -125,7 +137,10 @@ impl TestApp {
         });
         TestApp {
             addr,
-            client: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
             backend,
             database_url,
             state,
@@ -142,7 +157,13 @@ impl TestApp {
 
     /// Sends a request with an optional bearer token and JSON body; returns status and JSON
     /// (Value::Null for an empty or non-JSON body).
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = self.client.request(method, self.url(path));
         if let Some(token) = token {
             request = request.bearer_auth(token);
