@@ -187,9 +187,31 @@ async fn reject_oversized_bodies(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        discard_body_in_background(request.into_body());
         return ApiError::PayloadTooLarge.into_response();
     }
     next.run(request).await
+}
+
+/// Reads and drops what the client is still sending of a refused body, for a bounded time and
+/// size, so that the connection is not reset under the client before it reads the 413.
+fn discard_body_in_background(body: axum::body::Body) {
+    use futures::StreamExt;
+    const MAX_DISCARD_BYTES: usize = 4 * MAX_BODY_BYTES;
+    const MAX_DISCARD_TIME: Duration = Duration::from_secs(10);
+    tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        let mut discarded = 0usize;
+        let _ = tokio::time::timeout(MAX_DISCARD_TIME, async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                discarded += chunk.len();
+                if discarded > MAX_DISCARD_BYTES {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
 }
 
 /// In production, a request that reached the proxy over plain HTTP is sent to https (308);
