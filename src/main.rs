@@ -66,6 +66,8 @@ async fn serve() -> ExitCode {
     }
     let environment = settings.environment.as_str();
     let port = settings.port;
+    // Handlers first, so a signal that arrives while starting is not lost.
+    let shutdown = shutdown_signal();
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(StartError::PortInUse(port)) => {
@@ -80,7 +82,7 @@ async fn serve() -> ExitCode {
     let shown_port = if port == 0 { app.local_addr().port() } else { port };
     tracing::info!("✅ Server is running on http://0.0.0.0:{shown_port}");
     tracing::info!("🌱 Environment: {environment}");
-    match app.serve_until(shutdown_signal()).await {
+    match app.serve_until(shutdown).await {
         Ok(()) => {
             tracing::info!("✅ Graceful shutdown completed");
             ExitCode::SUCCESS

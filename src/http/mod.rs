@@ -13,11 +13,13 @@ pub mod views;
 
 use std::time::{Duration, Instant};
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Router;
+use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
@@ -73,7 +75,13 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         ));
     }
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded_or_timed_out))
+        .load_shed()
+        .concurrency_limit(state.settings.max_connections)
+        .timeout(state.settings.request_timeout);
     app.layer(CompressionLayer::new())
+        .layer(limits)
         .layer(cors(&state))
         .layer(middleware::from_fn_with_state(state.clone(), redirect_to_https))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
@@ -177,6 +185,23 @@ async fn no_store_on_api(request: Request, next: Next) -> Response {
         response.extensions_mut().insert(MatchedRoute(route));
     }
     response
+}
+
+/// Requests beyond the in-flight cap are shed with 503 instead of queueing without bound; a
+/// request that runs past `REQUEST_TIMEOUT` is answered 503 too.
+async fn overloaded_or_timed_out(err: tower::BoxError) -> Response {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        tracing::warn!("request timed out");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"error": "Request timed out"})),
+        )
+            .into_response();
+    }
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        return ApiError::Unavailable.into_response();
+    }
+    ApiError::internal(anyhow::anyhow!("middleware error: {err}")).into_response()
 }
 
 /// Refuses a declared body over the limit before reading it.
