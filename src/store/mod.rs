@@ -110,6 +110,7 @@ impl Db {
 
 pub mod refresh_tokens;
 pub mod tombstones;
+pub mod user_data;
 pub mod users;
 
 /// Takes the user's change clock for a write transaction and answers the stamp for the rows
