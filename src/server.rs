@@ -67,11 +67,14 @@ impl Application {
             settings.jwt_refresh_expires_in,
         );
         tokio::task::spawn_blocking(crate::auth::password::warm_up);
+        let rate_limiter =
+            crate::http::rate_limit::RateLimiter::new(settings.rate_limit_max_requests, settings.rate_limit_window);
         let state = AppState::new(Inner {
             settings,
             db,
             redis,
             jwt,
+            rate_limiter,
         });
         Ok(Application { listener, state })
     }

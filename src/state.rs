@@ -15,6 +15,8 @@ pub struct Inner {
     pub db: Db,
     pub redis: Option<crate::cache::Redis>,
     pub jwt: crate::auth::tokens::JwtKeys,
+    /// Request counters of the credential endpoints (in memory unless Redis is configured).
+    pub rate_limiter: crate::http::rate_limit::RateLimiter,
 }
 
 impl std::ops::Deref for AppState {

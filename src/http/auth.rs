@@ -4,7 +4,7 @@
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use axum::Json;
+use axum::{middleware, Json};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -12,6 +12,7 @@ use utoipa_axum::routes;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::ApiJson;
+use super::rate_limit;
 use super::validate::{is_valid_email, normalize_email, Checks};
 use crate::auth::password;
 use crate::auth::tokens::TokenError;
@@ -20,12 +21,20 @@ use crate::state::AppState;
 use crate::store::refresh_tokens::{self, Rotation};
 use crate::store::users::{self, NewUser, User};
 
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+/// The auth routes; the credential endpoints (register, login, guest, refresh) sit behind the
+/// per-client rate limit.
+pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
+    let rate_limited = OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
         .routes(routes!(guest))
         .routes(routes!(refresh))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            rate_limit::limit_by_client,
+        ));
+    OpenApiRouter::new()
+        .merge(rate_limited)
         .routes(routes!(logout))
         .routes(routes!(me))
 }

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod rate_limit;
 pub mod service;
 pub mod validate;
 
@@ -32,7 +33,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole application: routes, OpenAPI document and middleware.
 pub fn router(state: AppState) -> Router {
     let (api, mut doc) = OpenApiRouter::with_openapi(openapi::base())
-        .nest("/api/v1", api_router())
+        .nest("/api/v1", api_router(&state))
         .merge(service::routes())
         .split_for_parts();
     openapi::finish(&mut doc);
@@ -80,10 +81,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Routes under `/api/v1`.
-fn api_router() -> OpenApiRouter<AppState> {
+fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(service::api_routes())
-        .nest("/auth", auth::routes())
+        .nest("/auth", auth::routes(state))
 }
 
 fn cors(state: &AppState) -> CorsLayer {
