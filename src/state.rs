@@ -17,6 +17,8 @@ pub struct Inner {
     pub jwt: crate::auth::tokens::JwtKeys,
     /// Request counters of the credential endpoints (in memory unless Redis is configured).
     pub rate_limiter: crate::http::rate_limit::RateLimiter,
+    /// Google id-token verification with its cache of Google's signing keys.
+    pub google: crate::auth::google::GoogleVerifier,
 }
 
 impl std::ops::Deref for AppState {

@@ -1,4 +1,4 @@
-//! Auth endpoints (`/api/v1/auth`): register, login, guest, refresh rotation, logout, me —
+//! Auth endpoints (`/api/v1/auth`): register, login, guest, Google, refresh rotation, logout, me —
 //! and the `AuthUser` extractor every authenticated handler takes.
 
 use axum::extract::{FromRequestParts, State};
@@ -14,6 +14,7 @@ use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::ApiJson;
 use super::rate_limit;
 use super::validate::{is_valid_email, normalize_email, Checks};
+use crate::auth::google::{GoogleError, GoogleIdentity};
 use crate::auth::password;
 use crate::auth::tokens::TokenError;
 use crate::domain::time::{now_ms, Iso};
@@ -21,13 +22,14 @@ use crate::state::AppState;
 use crate::store::refresh_tokens::{self, Rotation};
 use crate::store::users::{self, NewUser, User};
 
-/// The auth routes; the credential endpoints (register, login, guest, refresh) sit behind the
-/// per-client rate limit.
+/// The auth routes; the credential endpoints (register, login, guest, google, refresh) sit
+/// behind the per-client rate limit.
 pub fn routes(state: &AppState) -> OpenApiRouter<AppState> {
     let rate_limited = OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
         .routes(routes!(guest))
+        .routes(routes!(google))
         .routes(routes!(refresh))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -329,4 +331,124 @@ async fn me(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Json<Use
     Ok(Json(UserResponse {
         user: UserView::of(&user),
     }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // email, name and google_id are accepted but never trusted
+pub struct GoogleBody {
+    /// The id token the Google SDK returned to the app.
+    id_token: Option<String>,
+    /// Ignored: identity comes from the verified token.
+    #[schema(value_type = Option<String>)]
+    email: Option<serde_json::Value>,
+    /// Ignored: identity comes from the verified token.
+    #[schema(value_type = Option<String>)]
+    name: Option<serde_json::Value>,
+    /// Ignored: identity comes from the verified token.
+    #[schema(value_type = Option<String>)]
+    google_id: Option<serde_json::Value>,
+}
+
+/// Sign in with a Google id token. The token's signature (Google's RS256 keys), issuer,
+/// audience (`GOOGLE_CLIENT_ID`) and expiry are verified; the user is found by Google id, else
+/// linked by a verified email, else created with the default data.
+#[utoipa::path(post, path = "/google", tag = "auth", request_body = GoogleBody, responses(
+    (status = 200, body = AuthResponse),
+    (status = 400, description = "Validation failed", body = ErrorBody),
+    (status = 401, description = "Invalid Google token / Google account email is not verified", body = ErrorBody),
+    (status = 409, description = "The email belongs to a user linked to another Google account", body = ErrorBody),
+    (status = 429, description = "Too many requests", body = ErrorBody),
+    (status = 501, description = "Google sign-in is not configured", body = ErrorBody),
+    (status = 502, description = "Google's signing keys could not be fetched", body = ErrorBody),
+))]
+async fn google(State(state): State<AppState>, ApiJson(body): ApiJson<GoogleBody>) -> ApiResult<Json<AuthResponse>> {
+    if !state.google.is_configured() {
+        return Err(ApiError::NotImplemented("Google sign-in is not configured".into()));
+    }
+    let id_token = body.id_token.unwrap_or_default();
+    let mut checks = Checks::new();
+    checks.body(!id_token.trim().is_empty(), "idToken", "Google ID token is required");
+    checks.finish()?;
+    let identity = state.google.verify(id_token.trim()).await.map_err(|err| match err {
+        GoogleError::NotConfigured => ApiError::NotImplemented("Google sign-in is not configured".into()),
+        GoogleError::InvalidToken => ApiError::unauthorized("Invalid Google token"),
+        GoogleError::KeysUnavailable(reason) => {
+            tracing::warn!(error = %reason, "Google sign-in failed: no signing keys");
+            ApiError::BadGateway("Google sign-in is temporarily unavailable".into())
+        }
+    })?;
+    // Two first sign-ins of one Google account can race to create it: the loser retries and
+    // finds the winner's user.
+    let mut attempt = 0;
+    let (mut tx, user) = loop {
+        attempt += 1;
+        match find_or_create_google_user(&state, &identity).await {
+            Err(GoogleUserError::Race) if attempt < 3 => continue,
+            Err(GoogleUserError::Race) => return Err(ApiError::conflict("User with this email already exists")),
+            Err(GoogleUserError::Api(err)) => return Err(err),
+            Ok(found) => break found,
+        }
+    };
+    users::set_last_login(&mut *tx, &user.id).await?;
+    Ok(Json(sign_in(&state, tx, &user).await?))
+}
+
+enum GoogleUserError {
+    /// A concurrent request created or linked the same identity first.
+    Race,
+    Api(ApiError),
+}
+
+impl From<sqlx::Error> for GoogleUserError {
+    fn from(err: sqlx::Error) -> Self {
+        if super::error::is_unique_violation(&err) {
+            GoogleUserError::Race
+        } else {
+            GoogleUserError::Api(err.into())
+        }
+    }
+}
+
+/// The user of a Google identity, in an open write transaction.
+async fn find_or_create_google_user(
+    state: &AppState,
+    identity: &GoogleIdentity,
+) -> Result<(crate::store::Tx, User), GoogleUserError> {
+    let mut tx = state.db.begin_write().await?;
+    if let Some(user) = users::find_by_google_id(&mut *tx, &identity.google_id).await? {
+        return Ok((tx, user));
+    }
+    // Without a verified email there is nothing safe to link to or to register under.
+    let email = identity
+        .email
+        .as_deref()
+        .map(normalize_email)
+        .filter(|e| is_valid_email(e) && identity.email_verified)
+        .ok_or_else(|| GoogleUserError::Api(ApiError::unauthorized("Google account email is not verified")))?;
+    if let Some(mut user) = users::find_by_email(&mut *tx, &email).await? {
+        if user.google_id.is_some() || !users::link_google_id(&mut *tx, &user.id, &identity.google_id).await? {
+            // Linked to another Google account: never hand it to a second one.
+            return Err(GoogleUserError::Api(ApiError::conflict(
+                "User with this email already exists",
+            )));
+        }
+        user.google_id = Some(identity.google_id.clone());
+        return Ok((tx, user));
+    }
+    let display_name = identity
+        .name
+        .as_deref()
+        .map(|n| n.trim().chars().take(100).collect::<String>())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| email.split('@').next().unwrap_or("").to_string());
+    let new = NewUser {
+        email: &email,
+        password_hash: None,
+        display_name: &display_name,
+        is_guest: false,
+        google_id: Some(&identity.google_id),
+    };
+    let user = users::create_with_defaults(&mut tx, new).await?;
+    Ok((tx, user))
 }
