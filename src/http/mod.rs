@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod plans;
 pub mod rate_limit;
 pub mod service;
 pub mod validate;
