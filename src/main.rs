@@ -1,9 +1,11 @@
-//! The `cashcraft` command: `serve` (default), `migrate`, `healthcheck`, and admin tasks.
+//! The `cashcraft` command: `serve` (default), `migrate`, `healthcheck`, and admin tasks
+//! (`admin set-premium`).
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use cashcraft::domain::time::{Precision, DAY_MS};
 use cashcraft::server::{shutdown_signal, Application, StartError};
 use cashcraft::store::Db;
 use cashcraft::{telemetry, Settings};
@@ -27,6 +29,26 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Administrative tasks on the database of DATABASE_URL.
+    Admin {
+        #[command(subcommand)]
+        task: AdminTask,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminTask {
+    /// Grant (or with --off revoke) premium for the user with this email.
+    SetPremium {
+        /// The user's email (matched case-insensitively).
+        email: String,
+        /// Premium ends at this ISO-8601 date-time, or after this UTC day for a date (default: never).
+        #[arg(long, conflicts_with = "off")]
+        until: Option<String>,
+        /// Revoke premium instead.
+        #[arg(long)]
+        off: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -43,6 +65,7 @@ fn main() -> ExitCode {
             Command::Serve => serve().await,
             Command::Migrate => migrate().await,
             Command::Healthcheck { url } => healthcheck(url).await,
+            Command::Admin { task } => admin(task).await,
         }
     })
 }
@@ -114,6 +137,61 @@ async fn migrate() -> ExitCode {
         }
         Err(err) => {
             tracing::error!("❌ Migration failed: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn admin(task: AdminTask) -> ExitCode {
+    let settings = match load_settings() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match task {
+        AdminTask::SetPremium { email, until, off } => set_premium(&settings, &email, until.as_deref(), off).await,
+    }
+}
+
+async fn set_premium(settings: &Settings, email: &str, until: Option<&str>, off: bool) -> ExitCode {
+    let email = email.trim().to_lowercase();
+    let expires_at = match until {
+        None => None,
+        Some(text) => match cashcraft::domain::time::parse_iso(text) {
+            // A date means through the end of that UTC day.
+            Some((ms, Precision::Day)) => Some(ms + DAY_MS),
+            Some((ms, Precision::Instant)) => Some(ms),
+            None => {
+                eprintln!("❌ --until must be an ISO-8601 date or date-time, e.g. 2026-12-31 (got {text:?})");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let result = async {
+        let db = Db::connect(settings).await?;
+        db.migrate().await?;
+        let found = cashcraft::store::users::set_premium_by_email(&db.pool, &email, !off, expires_at).await?;
+        db.close().await;
+        anyhow::Ok(found)
+    }
+    .await;
+    match result {
+        Ok(true) if off => {
+            println!("{email}: premium off");
+            ExitCode::SUCCESS
+        }
+        Ok(true) => {
+            match expires_at {
+                Some(ms) => println!("{email}: premium until {}", cashcraft::domain::time::to_iso(ms)),
+                None => println!("{email}: premium (no expiry)"),
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!("❌ No user with email {email}");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("❌ Cannot update the user: {err:#}");
             ExitCode::FAILURE
         }
     }

@@ -69,12 +69,20 @@ impl Application {
         );
         tokio::task::spawn_blocking(crate::auth::password::warm_up);
         let cipher = crate::crypto::FieldCipher::new(&settings.encryption_key);
+        let rate_limiter =
+            crate::http::rate_limit::RateLimiter::new(settings.rate_limit_max_requests, settings.rate_limit_window);
+        let google = crate::auth::google::GoogleVerifier::new(
+            settings.google_client_ids.clone(),
+            settings.google_jwks_url.clone(),
+        );
         let state = AppState::new(Inner {
             settings,
             db,
             redis,
             jwt,
             cipher,
+            rate_limiter,
+            google,
         });
         Ok(Application { listener, state })
     }

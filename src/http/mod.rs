@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod plans;
+pub mod rate_limit;
 pub mod service;
 pub mod sync;
 pub mod validate;
@@ -37,7 +38,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole application: routes, OpenAPI document and middleware.
 pub fn router(state: AppState) -> Router {
     let (api, mut doc) = OpenApiRouter::with_openapi(openapi::base())
-        .nest("/api/v1", api_router())
+        .nest("/api/v1", api_router(&state))
         .merge(service::routes())
         .split_for_parts();
     openapi::finish(&mut doc);
@@ -91,10 +92,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Routes under `/api/v1`.
-fn api_router() -> OpenApiRouter<AppState> {
+fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(service::api_routes())
-        .nest("/auth", auth::routes())
+        .nest("/auth", auth::routes(state))
         .nest("/sync", sync::routes())
 }
 

@@ -285,7 +285,7 @@ pub struct SuccessResponse {
 async fn wipe(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Json<SuccessResponse>> {
     let mut tx = state.db.begin_write().await?;
     let stamp = stamp_for(&mut tx, &auth).await?;
-    crate::store::users::delete_all_data(&mut tx, &auth.id, stamp).await?;
+    crate::store::user_data::delete_all(&mut tx, &auth.id, stamp).await?;
     crate::store::refresh_tokens::revoke_all_for_user(&mut tx, &auth.id).await?;
     tx.commit().await?;
     Ok(Json(SuccessResponse { success: true }))

@@ -112,6 +112,7 @@ pub mod refresh_tokens;
 pub mod sync;
 pub mod tombstones;
 pub mod transactions;
+pub mod user_data;
 pub mod users;
 
 /// Takes the user's change clock for a write transaction and answers the stamp for the rows
