@@ -6,6 +6,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod rates;
 pub mod server;
 pub mod state;
 pub mod store;

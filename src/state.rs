@@ -15,6 +15,8 @@ pub struct Inner {
     pub db: Db,
     pub redis: Option<crate::cache::Redis>,
     pub jwt: crate::auth::tokens::JwtKeys,
+    /// Exchange rates: the in-memory snapshot, refreshes and conversion.
+    pub rates: crate::rates::Rates,
 }
 
 impl std::ops::Deref for AppState {

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod openapi;
+pub mod rates;
 pub mod service;
 pub mod validate;
 
@@ -84,6 +85,7 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(service::api_routes())
         .nest("/auth", auth::routes())
+        .nest("/exchange-rates", rates::routes())
 }
 
 fn cors(state: &AppState) -> CorsLayer {

@@ -108,8 +108,10 @@ impl Db {
     }
 }
 
+pub mod rates;
 pub mod refresh_tokens;
 pub mod tombstones;
+pub mod user_rates;
 pub mod users;
 
 /// Takes the user's change clock for a write transaction and answers the stamp for the rows
