@@ -1,5 +1,6 @@
 //! The `cashcraft` command: `serve` (default), `migrate`, `healthcheck`, and admin tasks.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,21 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Administrative tasks.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Load exchange rates from a file (the ECB's eurofxref-daily.xml or an Open Exchange Rates
+    /// latest.json) into the stored base rates, for installs without internet access.
+    ImportRates {
+        /// The XML or JSON file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -43,6 +59,9 @@ fn main() -> ExitCode {
             Command::Serve => serve().await,
             Command::Migrate => migrate().await,
             Command::Healthcheck { url } => healthcheck(url).await,
+            Command::Admin {
+                command: AdminCommand::ImportRates { file },
+            } => import_rates(file).await,
         }
     })
 }
@@ -146,5 +165,55 @@ async fn healthcheck(url: Option<String>) -> ExitCode {
     } else {
         eprintln!("unhealthy: {url}");
         ExitCode::FAILURE
+    }
+}
+
+async fn import_rates(file: PathBuf) -> ExitCode {
+    let settings = match load_settings() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    telemetry::init(settings.log_format);
+    let bytes = match std::fs::read(&file) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            eprintln!("❌ Cannot read {}: {err}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let (provider, rates) = match cashcraft::rates::provider::parse_file(&bytes) {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            eprintln!("❌ {}: {err}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = async {
+        let db = Db::connect(&settings).await?;
+        db.migrate().await?;
+        let redis = match &settings.redis_url {
+            Some(url) => Some(cashcraft::cache::Redis::new(url)?),
+            None => None,
+        };
+        let version = cashcraft::rates::Rates::import(&db, redis.as_ref(), &rates, provider).await?;
+        db.close().await;
+        anyhow::Ok(version)
+    }
+    .await;
+    match result {
+        Ok(version) => {
+            println!(
+                "✅ Imported {} exchange rates against {} ({provider}) from {}; last update {}",
+                rates.rates.len(),
+                rates.base,
+                file.display(),
+                cashcraft::domain::time::to_iso(version)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("❌ Import failed: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }
