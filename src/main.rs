@@ -1,6 +1,7 @@
 //! The `cashcraft` command: `serve` (default), `migrate`, `healthcheck`, and admin tasks
 //! (`admin set-premium`).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -48,6 +49,12 @@ enum AdminTask {
         /// Revoke premium instead.
         #[arg(long)]
         off: bool,
+    },
+    /// Load exchange rates from a file (the ECB's eurofxref-daily.xml or an Open Exchange Rates
+    /// latest.json) into the stored base rates, for installs without internet access.
+    ImportRates {
+        /// The XML or JSON file.
+        file: PathBuf,
     },
 }
 
@@ -149,6 +156,7 @@ async fn admin(task: AdminTask) -> ExitCode {
     };
     match task {
         AdminTask::SetPremium { email, until, off } => set_premium(&settings, &email, until.as_deref(), off).await,
+        AdminTask::ImportRates { file } => import_rates(&settings, file).await,
     }
 }
 
@@ -226,5 +234,51 @@ async fn healthcheck(url: Option<String>) -> ExitCode {
     } else {
         eprintln!("unhealthy: {url}");
         ExitCode::FAILURE
+    }
+}
+
+async fn import_rates(settings: &Settings, file: PathBuf) -> ExitCode {
+    telemetry::init(settings.log_format);
+    let bytes = match std::fs::read(&file) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            eprintln!("❌ Cannot read {}: {err}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let (provider, rates) = match cashcraft::rates::provider::parse_file(&bytes) {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            eprintln!("❌ {}: {err}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = async {
+        let db = Db::connect(settings).await?;
+        db.migrate().await?;
+        let redis = match &settings.redis_url {
+            Some(url) => Some(cashcraft::cache::Redis::new(url)?),
+            None => None,
+        };
+        let version = cashcraft::rates::Rates::import(&db, redis.as_ref(), &rates, provider).await?;
+        db.close().await;
+        anyhow::Ok(version)
+    }
+    .await;
+    match result {
+        Ok(version) => {
+            println!(
+                "✅ Imported {} exchange rates against {} ({provider}) from {}; last update {}",
+                rates.rates.len(),
+                rates.base,
+                file.display(),
+                cashcraft::domain::time::to_iso(version)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("❌ Import failed: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }

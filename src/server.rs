@@ -37,15 +37,19 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
         crate::metrics::init();
         let db = Db::connect(&settings).await?;
-        match db.migrate().await {
-            Ok(()) => tracing::info!("✅ Database connection has been established successfully."),
+        let migrated = match db.migrate().await {
+            Ok(()) => {
+                tracing::info!("✅ Database connection has been established successfully.");
+                true
+            }
             Err(err) if db.backend == Backend::Postgres => {
                 // Keep serving (health 200, ready 503) and retry until the database is back.
                 tracing::error!(error = %format!("{err:#}"), "❌ Unable to connect to the database; retrying in the background");
                 spawn_migration_retry(db.clone());
+                false
             }
             Err(err) => return Err(err.into()),
-        }
+        };
         let redis = match &settings.redis_url {
             Some(url) => Some(crate::cache::Redis::new(url)?),
             None => None,
@@ -75,6 +79,7 @@ impl Application {
             settings.google_client_ids.clone(),
             settings.google_jwks_url.clone(),
         );
+        let rates = crate::rates::Rates::new(&settings)?;
         let state = AppState::new(Inner {
             settings,
             db,
@@ -83,7 +88,14 @@ impl Application {
             cipher,
             rate_limiter,
             google,
+            rates,
         });
+        // Serve the stored rates from the first request on (the refresh runs in the background).
+        if migrated {
+            if let Err(err) = state.rates.reload(&state.db).await {
+                tracing::warn!(error = %err, "could not load the stored exchange rates; retrying in the background");
+            }
+        }
         Ok(Application { listener, state })
     }
 
@@ -99,8 +111,11 @@ impl Application {
     pub async fn serve_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let db = self.state.db.clone();
         let max_connections = self.state.settings.max_connections;
+        // Rate refreshes run while the server does and stop with it (also when this future is dropped).
+        let rate_tasks = crate::rates::Rates::spawn_background(self.state.clone());
         let app = crate::http::router(self.state.clone());
         serve_connections(self.listener, app, max_connections, shutdown).await;
+        drop(rate_tasks);
         tracing::info!("📡 HTTP server closed");
         db.close().await;
         tracing::info!("🗄️ Database connection closed");

@@ -20,6 +20,8 @@ pub struct Inner {
     pub rate_limiter: crate::http::rate_limit::RateLimiter,
     /// Google id-token verification with its cache of Google's signing keys.
     pub google: crate::auth::google::GoogleVerifier,
+    /// Exchange rates: the in-memory snapshot, refreshes and conversion.
+    pub rates: crate::rates::Rates,
 }
 
 impl std::ops::Deref for AppState {

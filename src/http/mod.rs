@@ -7,6 +7,7 @@ pub mod extract;
 pub mod openapi;
 pub mod plans;
 pub mod rate_limit;
+pub mod rates;
 pub mod service;
 pub mod sync;
 pub mod validate;
@@ -96,6 +97,7 @@ fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(service::api_routes())
         .nest("/auth", auth::routes(state))
+        .nest("/exchange-rates", rates::routes())
         .nest("/sync", sync::routes())
 }
 
