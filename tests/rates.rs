@@ -901,14 +901,14 @@ both_databases!(
         let (_, body) = app.get(&path("/user"), Some(&alice)).await;
         assert_eq!(body["data"]["rates"].as_array().unwrap().len(), 2);
 
-        // The delete left a tombstone for incremental sync.
+        // The delete left a tombstone for incremental sync, named by the pair as devices know it.
         let tombstones: Vec<(String, String)> =
             sqlx::query_as("SELECT table_name, record_id FROM sync_tombstones WHERE user_id = $1")
                 .bind(&alice_id)
                 .fetch_all(&app.state.db.pool)
                 .await
                 .unwrap();
-        assert_eq!(tombstones, vec![("exchange_rates".to_string(), id.clone())]);
+        assert_eq!(tombstones, vec![("exchange_rates".to_string(), "USD_RUB".to_string())]);
     }
 );
 
