@@ -1,5 +1,6 @@
 //! Pure types and rules of the domain, with no I/O: money, time, default data.
 
+pub mod credit;
 pub mod defaults;
 pub mod ledger;
 pub mod money;
