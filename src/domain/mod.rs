@@ -4,4 +4,5 @@ pub mod credit;
 pub mod defaults;
 pub mod ledger;
 pub mod money;
+pub mod stats;
 pub mod time;

@@ -1,12 +1,14 @@
 //! The HTTP layer: the router of every resource and the middleware stack around it (request
 //! id, logging and metrics, https redirect, CORS, compression, security headers, body limits).
 
+pub mod accounts;
 pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod plans;
 pub mod service;
+pub mod transactions;
 pub mod validate;
 pub mod views;
 
@@ -86,6 +88,8 @@ fn api_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(service::api_routes())
         .nest("/auth", auth::routes())
+        .nest("/accounts", accounts::routes())
+        .nest("/transactions", transactions::routes())
 }
 
 fn cors(state: &AppState) -> CorsLayer {

@@ -108,8 +108,10 @@ impl Db {
     }
 }
 
+pub mod accounts;
 pub mod refresh_tokens;
 pub mod tombstones;
+pub mod transaction_reads;
 pub mod transactions;
 pub mod users;
 
