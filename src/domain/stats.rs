@@ -35,9 +35,13 @@ impl Total {
         Ok(())
     }
 
-    /// `self − other`.
+    /// `self − other` of the two rounded totals, so that a difference agrees with the two
+    /// figures answered beside it.
     pub fn minus(self, other: Total) -> Result<Total, TotalOverflow> {
-        self.0.checked_sub(other.0).map(Total).ok_or(TotalOverflow)
+        self.rounded()
+            .checked_sub(other.rounded())
+            .map(Total)
+            .ok_or(TotalOverflow)
     }
 
     /// The total rounded to cents.
@@ -77,5 +81,16 @@ mod tests {
         let mut b = Total::default();
         b.add_cents(1250).unwrap();
         assert_eq!(serde_json::to_string(&a.minus(b).unwrap()).unwrap(), "-2.5");
+        // 1902.1358 − 340.6235 shows as 1902.14 − 340.62 = 1561.52, not 1561.51.
+        let mut income = Total::default();
+        income.add_converted(1001, 9_012_345_678).unwrap();
+        income.add_cents(100_000).unwrap();
+        let mut expense = Total::default();
+        expense.add_converted(100, 9_012_345_678).unwrap();
+        expense.add_cents(25_050).unwrap();
+        assert_eq!(
+            serde_json::to_string(&income.minus(expense).unwrap()).unwrap(),
+            "1561.52"
+        );
     }
 }
