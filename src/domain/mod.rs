@@ -1,4 +1,5 @@
-//! Pure types and rules of the domain, with no I/O: money, time, default data.
+//! Pure types and rules of the domain, with no I/O: money, time, default data, balance
+//! effects, credit math and statistics arithmetic.
 
 pub mod credit;
 pub mod defaults;
