@@ -1,6 +1,7 @@
 //! The HTTP layer: the router of every resource and the middleware stack around it (request
 //! id, logging and metrics, https redirect, CORS, compression, security headers, body limits).
 
+pub mod accounts;
 pub mod auth;
 pub mod error;
 pub mod extract;
@@ -10,6 +11,7 @@ pub mod rate_limit;
 pub mod rates;
 pub mod service;
 pub mod sync;
+pub mod transactions;
 pub mod validate;
 pub mod views;
 
@@ -97,6 +99,8 @@ fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(service::api_routes())
         .nest("/auth", auth::routes(state))
+        .nest("/accounts", accounts::routes())
+        .nest("/transactions", transactions::routes())
         .nest("/exchange-rates", rates::routes())
         .nest("/sync", sync::routes())
 }

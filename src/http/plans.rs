@@ -7,8 +7,8 @@ use crate::state::AppState;
 
 /// Allows creating one more `what` (a plural noun: "accounts") when the caller is premium, the
 /// limit is 0 (unlimited) or they hold fewer than `limit`; else 403 naming the limit.
-pub fn ensure_within_limit(auth: &AuthUser, current_count: u64, limit: u32, what: &str) -> ApiResult<()> {
-    if auth.is_premium || limit == 0 || current_count < u64::from(limit) {
+pub fn ensure_within_limit(auth: &AuthUser, current_count: i64, limit: u32, what: &str) -> ApiResult<()> {
+    if auth.is_premium || limit == 0 || current_count < i64::from(limit) {
         return Ok(());
     }
     Err(ApiError::forbidden(format!(
@@ -17,12 +17,12 @@ pub fn ensure_within_limit(auth: &AuthUser, current_count: u64, limit: u32, what
 }
 
 /// The free-plan limit on accounts, for a caller who holds `current_count` of them.
-pub fn ensure_account_limit(state: &AppState, auth: &AuthUser, current_count: u64) -> ApiResult<()> {
+pub fn ensure_account_limit(state: &AppState, auth: &AuthUser, current_count: i64) -> ApiResult<()> {
     ensure_within_limit(auth, current_count, state.settings.free_account_limit, "accounts")
 }
 
 /// The free-plan limit on custom (non-system) categories.
-pub fn ensure_category_limit(state: &AppState, auth: &AuthUser, current_custom_count: u64) -> ApiResult<()> {
+pub fn ensure_category_limit(state: &AppState, auth: &AuthUser, current_custom_count: i64) -> ApiResult<()> {
     ensure_within_limit(
         auth,
         current_custom_count,

@@ -1,6 +1,7 @@
 //! Collecting validation failures: handlers run every check on a request and answer one 400
 //! `Validation failed` listing all of them.
 
+use serde::{Deserialize, Deserializer};
 use uuid::Uuid;
 
 use super::error::{ApiError, FieldError};
@@ -105,6 +106,30 @@ pub fn parse_bound(value: &str, end: bool) -> Option<Millis> {
     })
 }
 
+/// Parses an optional inclusive date range from the `startDate` / `endDate` query parameters
+/// (a date without a time covers its whole UTC day), recording failures in `checks`.
+pub fn parse_range(checks: &mut Checks, start: Option<&str>, end: Option<&str>) -> (Option<Millis>, Option<Millis>) {
+    let mut bound = |value: Option<&str>, is_end: bool, path: &str, msg: &str| {
+        let value = value.map(str::trim).filter(|v| !v.is_empty())?;
+        let parsed = parse_bound(value, is_end);
+        checks.query(parsed.is_some(), path, msg);
+        parsed
+    };
+    let start = bound(start, false, "startDate", "Invalid start date");
+    let end = bound(end, true, "endDate", "Invalid end date");
+    (start, end)
+}
+
+/// Reads a nullable field of a partial update as absent (`None`), `null` (`Some(None)`) or a
+/// value (`Some(Some(v))`). Use with `#[serde(default, deserialize_with = "double_option")]`.
+pub fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +151,19 @@ mod tests {
         assert!(!is_hex_color("#GG0000"));
         assert!(is_currency_code("usd"));
         assert!(!is_currency_code("US"));
+    }
+
+    #[test]
+    fn absent_null_or_value() {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            #[serde(default, deserialize_with = "double_option")]
+            color: Option<Option<String>>,
+        }
+        let read = |text: &str| serde_json::from_str::<Body>(text).unwrap().color;
+        assert_eq!(read("{}"), None);
+        assert_eq!(read(r#"{"color":null}"#), Some(None));
+        assert_eq!(read(r##"{"color":"#FFFFFF"}"##), Some(Some("#FFFFFF".into())));
     }
 
     #[test]

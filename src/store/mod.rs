@@ -108,10 +108,12 @@ impl Db {
     }
 }
 
+pub mod accounts;
 pub mod rates;
 pub mod refresh_tokens;
 pub mod sync;
 pub mod tombstones;
+pub mod transaction_reads;
 pub mod transactions;
 pub mod user_data;
 pub mod user_rates;
