@@ -54,6 +54,10 @@ pub struct Settings {
     pub free_account_limit: u32,
     pub free_category_limit: u32,
     pub log_format: LogFormat,
+    /// Most open client connections; also the most requests handled at once (more → 503).
+    pub max_connections: usize,
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
     /// Messages about generated secrets etc., logged once telemetry is up.
     pub warnings: Vec<String>,
 }
@@ -198,6 +202,16 @@ impl Settings {
             })
             .unwrap_or_default();
 
+        let max_connections = parse_num(&get, "MAX_CONNECTIONS", 4096usize)?;
+        if max_connections == 0 {
+            bail!("MAX_CONNECTIONS must be at least 1");
+        }
+        let request_timeout = match get("REQUEST_TIMEOUT") {
+            Some(v) => parse_duration(&v)
+                .with_context(|| format!("REQUEST_TIMEOUT: cannot read {v:?} (use 30s, 2m or seconds)"))?,
+            None => Duration::from_secs(30),
+        };
+
         Ok(Settings {
             port,
             host,
@@ -220,6 +234,8 @@ impl Settings {
             free_account_limit: parse_num(&get, "FREE_ACCOUNT_LIMIT", 3u32)?,
             free_category_limit: parse_num(&get, "FREE_CATEGORY_LIMIT", 5u32)?,
             log_format,
+            max_connections,
+            request_timeout,
             warnings,
         })
     }

@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod rates;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -1,9 +1,12 @@
-//! The `cashcraft` command: `serve` (default), `migrate`, `healthcheck`, and admin tasks.
+//! The `cashcraft` command: `serve` (default), `migrate`, `healthcheck`, and admin tasks
+//! (`admin set-premium`).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use cashcraft::domain::time::{Precision, DAY_MS};
 use cashcraft::server::{shutdown_signal, Application, StartError};
 use cashcraft::store::Db;
 use cashcraft::{telemetry, Settings};
@@ -27,6 +30,32 @@ enum Command {
         #[arg(long)]
         url: Option<String>,
     },
+    /// Administrative tasks on the database of DATABASE_URL.
+    Admin {
+        #[command(subcommand)]
+        task: AdminTask,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminTask {
+    /// Grant (or with --off revoke) premium for the user with this email.
+    SetPremium {
+        /// The user's email (matched case-insensitively).
+        email: String,
+        /// Premium ends at this ISO-8601 date-time, or after this UTC day for a date (default: never).
+        #[arg(long, conflicts_with = "off")]
+        until: Option<String>,
+        /// Revoke premium instead.
+        #[arg(long)]
+        off: bool,
+    },
+    /// Load exchange rates from a file (the ECB's eurofxref-daily.xml or an Open Exchange Rates
+    /// latest.json) into the stored base rates, for installs without internet access.
+    ImportRates {
+        /// The XML or JSON file.
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -43,6 +72,7 @@ fn main() -> ExitCode {
             Command::Serve => serve().await,
             Command::Migrate => migrate().await,
             Command::Healthcheck { url } => healthcheck(url).await,
+            Command::Admin { task } => admin(task).await,
         }
     })
 }
@@ -66,6 +96,8 @@ async fn serve() -> ExitCode {
     }
     let environment = settings.environment.as_str();
     let port = settings.port;
+    // Handlers first, so a signal that arrives while starting is not lost.
+    let shutdown = shutdown_signal();
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(StartError::PortInUse(port)) => {
@@ -80,7 +112,7 @@ async fn serve() -> ExitCode {
     let shown_port = if port == 0 { app.local_addr().port() } else { port };
     tracing::info!("✅ Server is running on http://0.0.0.0:{shown_port}");
     tracing::info!("🌱 Environment: {environment}");
-    match app.serve_until(shutdown_signal()).await {
+    match app.serve_until(shutdown).await {
         Ok(()) => {
             tracing::info!("✅ Graceful shutdown completed");
             ExitCode::SUCCESS
@@ -117,6 +149,62 @@ async fn migrate() -> ExitCode {
     }
 }
 
+async fn admin(task: AdminTask) -> ExitCode {
+    let settings = match load_settings() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match task {
+        AdminTask::SetPremium { email, until, off } => set_premium(&settings, &email, until.as_deref(), off).await,
+        AdminTask::ImportRates { file } => import_rates(&settings, file).await,
+    }
+}
+
+async fn set_premium(settings: &Settings, email: &str, until: Option<&str>, off: bool) -> ExitCode {
+    let email = email.trim().to_lowercase();
+    let expires_at = match until {
+        None => None,
+        Some(text) => match cashcraft::domain::time::parse_iso(text) {
+            // A date means through the end of that UTC day.
+            Some((ms, Precision::Day)) => Some(ms + DAY_MS),
+            Some((ms, Precision::Instant)) => Some(ms),
+            None => {
+                eprintln!("❌ --until must be an ISO-8601 date or date-time, e.g. 2026-12-31 (got {text:?})");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let result = async {
+        let db = Db::connect(settings).await?;
+        db.migrate().await?;
+        let found = cashcraft::store::users::set_premium_by_email(&db.pool, &email, !off, expires_at).await?;
+        db.close().await;
+        anyhow::Ok(found)
+    }
+    .await;
+    match result {
+        Ok(true) if off => {
+            println!("{email}: premium off");
+            ExitCode::SUCCESS
+        }
+        Ok(true) => {
+            match expires_at {
+                Some(ms) => println!("{email}: premium until {}", cashcraft::domain::time::to_iso(ms)),
+                None => println!("{email}: premium (no expiry)"),
+            }
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!("❌ No user with email {email}");
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("❌ Cannot update the user: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn healthcheck(url: Option<String>) -> ExitCode {
     let url = url.unwrap_or_else(|| {
         let _ = dotenvy::dotenv();
@@ -146,5 +234,51 @@ async fn healthcheck(url: Option<String>) -> ExitCode {
     } else {
         eprintln!("unhealthy: {url}");
         ExitCode::FAILURE
+    }
+}
+
+async fn import_rates(settings: &Settings, file: PathBuf) -> ExitCode {
+    telemetry::init(settings.log_format);
+    let bytes = match std::fs::read(&file) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            eprintln!("❌ Cannot read {}: {err}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let (provider, rates) = match cashcraft::rates::provider::parse_file(&bytes) {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            eprintln!("❌ {}: {err}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = async {
+        let db = Db::connect(settings).await?;
+        db.migrate().await?;
+        let redis = match &settings.redis_url {
+            Some(url) => Some(cashcraft::cache::Redis::new(url)?),
+            None => None,
+        };
+        let version = cashcraft::rates::Rates::import(&db, redis.as_ref(), &rates, provider).await?;
+        db.close().await;
+        anyhow::Ok(version)
+    }
+    .await;
+    match result {
+        Ok(version) => {
+            println!(
+                "✅ Imported {} exchange rates against {} ({provider}) from {}; last update {}",
+                rates.rates.len(),
+                rates.base,
+                file.display(),
+                cashcraft::domain::time::to_iso(version)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("❌ Import failed: {err:#}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -16,6 +16,12 @@ pub struct Inner {
     pub redis: Option<crate::cache::Redis>,
     pub jwt: crate::auth::tokens::JwtKeys,
     pub cipher: crate::crypto::FieldCipher,
+    /// Request counters of the credential endpoints (in memory unless Redis is configured).
+    pub rate_limiter: crate::http::rate_limit::RateLimiter,
+    /// Google id-token verification with its cache of Google's signing keys.
+    pub google: crate::auth::google::GoogleVerifier,
+    /// Exchange rates: the in-memory snapshot, refreshes and conversion.
+    pub rates: crate::rates::Rates,
 }
 
 impl std::ops::Deref for AppState {

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::auth::AuthUser;
 use super::error::{is_unique_violation, ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath};
-use super::plans::ensure_within_free_limit;
+use super::plans::ensure_category_limit;
 use super::validate::{is_hex_color, parse_uuid, Checks};
 use crate::domain::time::Iso;
 use crate::state::AppState;
@@ -236,7 +236,7 @@ async fn create_category(
         }
     }
     let custom = categories::count_custom(&mut *tx, &auth.id).await?;
-    ensure_within_free_limit(&auth, custom, state.settings.free_category_limit, "custom categories")?;
+    ensure_category_limit(&state, &auth, custom)?;
     let row = CategoryRow {
         id: id.unwrap_or_else(|| Uuid::new_v4().to_string()),
         user_id: auth.id.clone(),

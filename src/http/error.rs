@@ -73,6 +73,9 @@ pub enum ApiError {
     Unavailable,
     #[error("Internal server error")]
     Internal(#[source] anyhow::Error),
+    /// A 500 with a specific public message (e.g. `Sync failed`); the detail goes to the log.
+    #[error("{0}")]
+    Failed(&'static str, #[source] anyhow::Error),
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -113,13 +116,13 @@ impl ApiError {
             ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Internal(_) | ApiError::Failed(..) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The response body; logs internal errors (their detail never reaches the client).
     pub fn body(&self) -> ErrorBody {
-        if let ApiError::Internal(err) = self {
+        if let ApiError::Internal(err) | ApiError::Failed(_, err) = self {
             tracing::error!(error = %format!("{err:#}"), "internal error");
         }
         let details = match self {

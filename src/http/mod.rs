@@ -1,6 +1,7 @@
 //! The HTTP layer: the router of every resource and the middleware stack around it (request
 //! id, logging and metrics, https redirect, CORS, compression, security headers, body limits).
 
+pub mod accounts;
 pub mod auth;
 pub mod categories;
 pub mod debts;
@@ -8,17 +9,23 @@ pub mod error;
 pub mod extract;
 pub mod openapi;
 pub mod plans;
+pub mod rate_limit;
+pub mod rates;
 pub mod service;
+pub mod sync;
+pub mod transactions;
 pub mod validate;
 pub mod views;
 
 use std::time::{Duration, Instant};
 
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Router;
+use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
@@ -36,7 +43,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The whole application: routes, OpenAPI document and middleware.
 pub fn router(state: AppState) -> Router {
     let (api, mut doc) = OpenApiRouter::with_openapi(openapi::base())
-        .nest("/api/v1", api_router())
+        .nest("/api/v1", api_router(&state))
         .merge(service::routes())
         .split_for_parts();
     openapi::finish(&mut doc);
@@ -74,7 +81,13 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         ));
     }
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded_or_timed_out))
+        .load_shed()
+        .concurrency_limit(state.settings.max_connections)
+        .timeout(state.settings.request_timeout);
     app.layer(CompressionLayer::new())
+        .layer(limits)
         .layer(cors(&state))
         .layer(middleware::from_fn_with_state(state.clone(), redirect_to_https))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
@@ -84,12 +97,16 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Routes under `/api/v1`.
-fn api_router() -> OpenApiRouter<AppState> {
+fn api_router(state: &AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(service::api_routes())
-        .nest("/auth", auth::routes())
+        .nest("/auth", auth::routes(state))
+        .nest("/accounts", accounts::routes())
+        .nest("/transactions", transactions::routes())
         .nest("/categories", categories::routes())
         .nest("/debts", debts::routes())
+        .nest("/exchange-rates", rates::routes())
+        .nest("/sync", sync::routes())
 }
 
 fn cors(state: &AppState) -> CorsLayer {
@@ -181,6 +198,23 @@ async fn no_store_on_api(request: Request, next: Next) -> Response {
     response
 }
 
+/// Requests beyond the in-flight cap are shed with 503 instead of queueing without bound; a
+/// request that runs past `REQUEST_TIMEOUT` is answered 503 too.
+async fn overloaded_or_timed_out(err: tower::BoxError) -> Response {
+    if err.is::<tower::timeout::error::Elapsed>() {
+        tracing::warn!("request timed out");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"error": "Request timed out"})),
+        )
+            .into_response();
+    }
+    if err.is::<tower::load_shed::error::Overloaded>() {
+        return ApiError::Unavailable.into_response();
+    }
+    ApiError::internal(anyhow::anyhow!("middleware error: {err}")).into_response()
+}
+
 /// Refuses a declared body over the limit before reading it.
 async fn reject_oversized_bodies(request: Request, next: Next) -> Response {
     let declared = request
@@ -189,9 +223,31 @@ async fn reject_oversized_bodies(request: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        discard_body_in_background(request.into_body());
         return ApiError::PayloadTooLarge.into_response();
     }
     next.run(request).await
+}
+
+/// Reads and drops what the client is still sending of a refused body, for a bounded time and
+/// size, so that the connection is not reset under the client before it reads the 413.
+fn discard_body_in_background(body: axum::body::Body) {
+    use futures::StreamExt;
+    const MAX_DISCARD_BYTES: usize = 4 * MAX_BODY_BYTES;
+    const MAX_DISCARD_TIME: Duration = Duration::from_secs(10);
+    tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        let mut discarded = 0usize;
+        let _ = tokio::time::timeout(MAX_DISCARD_TIME, async {
+            while let Some(Ok(chunk)) = stream.next().await {
+                discarded += chunk.len();
+                if discarded > MAX_DISCARD_BYTES {
+                    break;
+                }
+            }
+        })
+        .await;
+    });
 }
 
 /// In production, a request that reached the proxy over plain HTTP is sent to https (308);

@@ -1,13 +1,14 @@
-//! Free-tier limits: a user without premium may hold a limited number of accounts and custom
-//! categories (`FREE_ACCOUNT_LIMIT`, `FREE_CATEGORY_LIMIT`; 0 means unlimited).
+//! Plans: what a free user may hold (`FREE_ACCOUNT_LIMIT`, `FREE_CATEGORY_LIMIT`) and the 403
+//! that names the limit. Premium users (see `users::has_premium`) have no limits.
 
 use super::auth::AuthUser;
 use super::error::{ApiError, ApiResult};
+use crate::state::AppState;
 
-/// 403 naming the limit when a free user who already holds `current` items of `what` may not
-/// add one more.
-pub fn ensure_within_free_limit(auth: &AuthUser, current: i64, limit: u32, what: &str) -> ApiResult<()> {
-    if auth.is_premium || limit == 0 || current < i64::from(limit) {
+/// Allows creating one more `what` (a plural noun: "accounts") when the caller is premium, the
+/// limit is 0 (unlimited) or they hold fewer than `limit`; else 403 naming the limit.
+pub fn ensure_within_limit(auth: &AuthUser, current_count: i64, limit: u32, what: &str) -> ApiResult<()> {
+    if auth.is_premium || limit == 0 || current_count < i64::from(limit) {
         return Ok(());
     }
     Err(ApiError::forbidden(format!(
@@ -15,27 +16,45 @@ pub fn ensure_within_free_limit(auth: &AuthUser, current: i64, limit: u32, what:
     )))
 }
 
+/// The free-plan limit on accounts, for a caller who holds `current_count` of them.
+pub fn ensure_account_limit(state: &AppState, auth: &AuthUser, current_count: i64) -> ApiResult<()> {
+    ensure_within_limit(auth, current_count, state.settings.free_account_limit, "accounts")
+}
+
+/// The free-plan limit on custom (non-system) categories.
+pub fn ensure_category_limit(state: &AppState, auth: &AuthUser, current_custom_count: i64) -> ApiResult<()> {
+    ensure_within_limit(
+        auth,
+        current_custom_count,
+        state.settings.free_category_limit,
+        "custom categories",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn user(premium: bool) -> AuthUser {
+    fn user(is_premium: bool) -> AuthUser {
         AuthUser {
             id: "u".into(),
-            is_premium: premium,
+            is_premium,
             is_guest: false,
         }
     }
 
     #[test]
     fn limits() {
-        assert!(ensure_within_free_limit(&user(false), 2, 3, "accounts").is_ok());
-        let err = ensure_within_free_limit(&user(false), 3, 3, "accounts").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "Free plan limit reached: at most 3 accounts. Upgrade to premium for more."
-        );
-        assert!(ensure_within_free_limit(&user(true), 30, 3, "accounts").is_ok());
-        assert!(ensure_within_free_limit(&user(false), 30, 0, "accounts").is_ok());
+        assert!(ensure_within_limit(&user(false), 2, 3, "accounts").is_ok());
+        let err = ensure_within_limit(&user(false), 3, 3, "accounts").err();
+        match err {
+            Some(ApiError::Forbidden(msg)) => assert_eq!(
+                msg,
+                "Free plan limit reached: at most 3 accounts. Upgrade to premium for more."
+            ),
+            other => panic!("expected 403, got {other:?}"),
+        }
+        assert!(ensure_within_limit(&user(true), 30, 3, "accounts").is_ok());
+        assert!(ensure_within_limit(&user(false), 30, 0, "accounts").is_ok());
     }
 }

@@ -53,17 +53,6 @@ impl Checks {
     }
 }
 
-/// Deserializes a field that must tell "absent" from `null`: absent → `None` (keep the stored
-/// value), `null` → `Some(None)` (clear it), a value → `Some(Some(v))`. Use it as
-/// `#[serde(default, deserialize_with = "double_option")]` on an `Option<Option<T>>` field.
-pub fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    T: Deserialize<'de>,
-    D: Deserializer<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 /// A plausible email address (after trimming): one `@`, a non-empty local part, a dotted
 /// domain, no spaces, at most 254 characters.
 pub fn is_valid_email(email: &str) -> bool {
@@ -117,6 +106,30 @@ pub fn parse_bound(value: &str, end: bool) -> Option<Millis> {
     })
 }
 
+/// Parses an optional inclusive date range from the `startDate` / `endDate` query parameters
+/// (a date without a time covers its whole UTC day), recording failures in `checks`.
+pub fn parse_range(checks: &mut Checks, start: Option<&str>, end: Option<&str>) -> (Option<Millis>, Option<Millis>) {
+    let mut bound = |value: Option<&str>, is_end: bool, path: &str, msg: &str| {
+        let value = value.map(str::trim).filter(|v| !v.is_empty())?;
+        let parsed = parse_bound(value, is_end);
+        checks.query(parsed.is_some(), path, msg);
+        parsed
+    };
+    let start = bound(start, false, "startDate", "Invalid start date");
+    let end = bound(end, true, "endDate", "Invalid end date");
+    (start, end)
+}
+
+/// Reads a nullable field of a partial update as absent (`None`), `null` (`Some(None)`) or a
+/// value (`Some(Some(v))`). Use with `#[serde(default, deserialize_with = "double_option")]`.
+pub fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,17 +154,16 @@ mod tests {
     }
 
     #[test]
-    fn double_option_tells_absent_from_null() {
+    fn absent_null_or_value() {
         #[derive(serde::Deserialize)]
         struct Body {
             #[serde(default, deserialize_with = "double_option")]
-            due: Option<Option<String>>,
+            color: Option<Option<String>>,
         }
-        let parse = |json: &str| serde_json::from_str::<Body>(json).unwrap().due;
-        assert_eq!(parse("{}"), None);
-        assert_eq!(parse(r#"{"due":null}"#), Some(None));
-        assert_eq!(parse(r#"{"due":"2025-06-01"}"#), Some(Some("2025-06-01".into())));
-        assert!(serde_json::from_str::<Body>(r#"{"due":5}"#).is_err());
+        let read = |text: &str| serde_json::from_str::<Body>(text).unwrap().color;
+        assert_eq!(read("{}"), None);
+        assert_eq!(read(r#"{"color":null}"#), Some(None));
+        assert_eq!(read(r##"{"color":"#FFFFFF"}"##), Some(Some("#FFFFFF".into())));
     }
 
     #[test]

@@ -108,11 +108,17 @@ impl Db {
     }
 }
 
+pub mod accounts;
 pub mod categories;
 pub mod debts;
+pub mod rates;
 pub mod refresh_tokens;
+pub mod sync;
 pub mod tombstones;
+pub mod transaction_reads;
 pub mod transactions;
+pub mod user_data;
+pub mod user_rates;
 pub mod users;
 
 /// Takes the user's change clock for a write transaction and answers the stamp for the rows

@@ -108,3 +108,49 @@ pub async fn revoke_all_for_user(tx: &mut Tx, user_id: &str) -> Result<u64, sqlx
         .await?;
     Ok(done.rows_affected())
 }
+
+/// Ends every session of a user except the one `keep` belongs to (when it is a live token of
+/// theirs): the other sessions' tokens are deleted, not marked revoked, so a device presenting
+/// one later gets a plain 401 instead of tripping reuse detection (which would also end the
+/// kept session). Answers how many tokens were deleted.
+pub async fn end_other_sessions(tx: &mut Tx, user_id: &str, keep: Option<&str>) -> Result<u64, sqlx::Error> {
+    let kept_family: Option<(String,)> = match keep {
+        Some(token) => {
+            sqlx::query_as(
+                "SELECT family_id FROM refresh_tokens \
+                 WHERE user_id = $1 AND token_hash = $2 AND revoked_at IS NULL AND expires_at > $3",
+            )
+            .bind(user_id)
+            .bind(hash_refresh_token(token))
+            .bind(now_ms())
+            .fetch_optional(&mut **tx)
+            .await?
+        }
+        None => None,
+    };
+    let done = match kept_family {
+        Some((family,)) => {
+            sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1 AND family_id <> $2")
+                .bind(user_id)
+                .bind(family)
+                .execute(&mut **tx)
+                .await?
+        }
+        None => {
+            sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1")
+                .bind(user_id)
+                .execute(&mut **tx)
+                .await?
+        }
+    };
+    Ok(done.rows_affected())
+}
+
+/// Deletes every refresh token of a user (live or not); answers how many.
+pub async fn delete_all_for_user(tx: &mut Tx, user_id: &str) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM refresh_tokens WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected())
+}

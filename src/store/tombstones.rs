@@ -13,6 +13,25 @@ pub const SYNCED_TABLES: [(&str, &str); 5] = [
     ("user_exchange_rates", "exchange_rates"),
 ];
 
+/// A table's name in the sync protocol.
+pub fn sync_name(table: &'static str) -> &'static str {
+    SYNCED_TABLES
+        .iter()
+        .find(|(t, _)| *t == table)
+        .map(|(_, s)| *s)
+        .unwrap_or(table)
+}
+
+/// The SQL expression of a table's id as the sync protocol names it: a user's exchange rate is
+/// known to devices by its pair (`USD_EUR`), every other row by its UUID.
+pub fn sync_id_expr(table: &str) -> &'static str {
+    if table == "user_exchange_rates" {
+        "from_currency || '_' || to_currency"
+    } else {
+        "id"
+    }
+}
+
 /// Records tombstones for the rows of `table` of `user_id` matching `condition`, an SQL
 /// expression over that table in which `$1` is the user id, `$2` the stamp and `$3` `arg`
 /// (pass `None` when the condition does not use `$3`). Answers how many rows it covered.
@@ -26,15 +45,12 @@ pub async fn record(
     condition: &'static str,
     arg: Option<&str>,
 ) -> Result<u64, sqlx::Error> {
-    let sync_name = SYNCED_TABLES
-        .iter()
-        .find(|(t, _)| *t == table)
-        .map(|(_, s)| *s)
-        .unwrap_or(table);
+    let sync_name = sync_name(table);
+    let id_expr = sync_id_expr(table);
     // `WHERE true`-style condition keeps SQLite's parser from reading ON CONFLICT as a join clause.
     let sql = format!(
         "INSERT INTO sync_tombstones (user_id, table_name, record_id, deleted_at) \
-         SELECT user_id, '{sync_name}', id, $2 FROM {table} WHERE user_id = $1 AND ({condition}) \
+         SELECT user_id, '{sync_name}', {id_expr}, $2 FROM {table} WHERE user_id = $1 AND ({condition}) \
          ON CONFLICT (user_id, table_name, record_id) DO UPDATE SET deleted_at = excluded.deleted_at"
     );
     let mut query = sqlx::query(&sql).bind(user_id).bind(stamp);
@@ -53,12 +69,9 @@ pub async fn record_everything(tx: &mut Tx, user_id: &str, stamp: i64) -> Result
 }
 
 /// Forgets tombstones of ids that were written again (a re-created record is not deleted).
+/// `record_id` is the sync id (for exchange rates, the `FROM_TO` pair).
 pub async fn forget(tx: &mut Tx, table: &'static str, user_id: &str, record_id: &str) -> Result<(), sqlx::Error> {
-    let sync_name = SYNCED_TABLES
-        .iter()
-        .find(|(t, _)| *t == table)
-        .map(|(_, s)| *s)
-        .unwrap_or(table);
+    let sync_name = sync_name(table);
     sqlx::query("DELETE FROM sync_tombstones WHERE user_id = $1 AND table_name = $2 AND record_id = $3")
         .bind(user_id)
         .bind(sync_name)

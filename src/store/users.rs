@@ -175,6 +175,100 @@ pub async fn set_last_login<'e, E: Executor<'e, Database = Any>>(db: E, id: &str
     Ok(())
 }
 
+/// Links a Google account to an existing user that has none yet; answers whether it did.
+pub async fn link_google_id<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+    google_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("UPDATE users SET google_id = $1, updated_at = $2 WHERE id = $3 AND google_id IS NULL")
+        .bind(google_id)
+        .bind(now_ms())
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn set_display_name<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+    display_name: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET display_name = $1, updated_at = $2 WHERE id = $3")
+        .bind(display_name)
+        .bind(now_ms())
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_password_hash<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+    password_hash: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+        .bind(password_hash)
+        .bind(now_ms())
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Gives a guest an email and password (their data stays). Answers false when the user is no
+/// longer a guest; a taken email surfaces as a unique-violation error.
+pub async fn upgrade_guest<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    id: &str,
+    email: &str,
+    password_hash: &str,
+    display_name: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE users SET email = $1, password_hash = $2, display_name = $3, is_guest = 0, updated_at = $4 \
+         WHERE id = $5 AND is_guest = 1",
+    )
+    .bind(email)
+    .bind(password_hash)
+    .bind(display_name)
+    .bind(now_ms())
+    .bind(id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes a user; every row they own goes with them (foreign keys cascade).
+pub async fn delete<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Sets the plan of the user with this email (the admin command); answers false when there is
+/// no such user.
+pub async fn set_premium_by_email<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    email: &str,
+    is_premium: bool,
+    expires_at: Option<Millis>,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE users SET is_premium = $1, premium_expires_at = $2, updated_at = $3 WHERE email = $4")
+            .bind(is_premium as i64)
+            .bind(expires_at)
+            .bind(now_ms())
+            .bind(email)
+            .execute(db)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// The authenticated caller's plan facts, read on every authenticated request.
 pub struct Caller {
     pub is_premium: bool,

@@ -108,6 +108,27 @@ impl TestApp {
                 (db.url(), None, Some(db))
             }
         };
+        Self::start(backend, database_url, extra, sqlite_dir, pg).await
+    }
+
+    /// Starts another instance on an existing database (owned by someone else, e.g. another
+    /// `TestApp`), as a second server of a deployment would.
+    pub async fn spawn_on(database_url: &str, extra: &[(&str, &str)]) -> TestApp {
+        let backend = if database_url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        Self::start(backend, database_url.to_string(), extra, None, None).await
+    }
+
+    async fn start(
+        backend: Backend,
+        database_url: String,
+        extra: &[(&str, &str)],
+        sqlite_dir: Option<tempfile::TempDir>,
+        pg: Option<PgDatabase>,
+    ) -> TestApp {
         let mut env: HashMap<String, String> = [
             ("NODE_ENV", "test"),
             ("HOST", "127.0.0.1"),
@@ -115,6 +136,9 @@ impl TestApp {
             ("JWT_SECRET", JWT_SECRET),
             ("ENCRYPTION_KEY", ENCRYPTION_KEY),
             ("DB_MAX_CONNECTIONS", "10"),
+            // No test reaches the internet: the rate provider is a closed local port unless a
+            // test points it at its fake.
+            ("RATES_PROVIDER_URL", "http://127.0.0.1:9"),
         ]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
