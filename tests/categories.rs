@@ -215,6 +215,18 @@ both_databases!(
             .unwrap();
         assert_eq!(response.status(), 400);
 
+        // Length limits: name 100 characters, icon 50.
+        let (status, body) = app
+            .post(
+                "/api/v1/categories",
+                Some(&token),
+                json!({"name": "я".repeat(101), "type": "income", "icon": "x".repeat(51), "color": "#000000"}),
+            )
+            .await;
+        assert_eq!(status, 400);
+        assert_eq!(body["details"][0]["msg"], "Name must be at most 100 characters");
+        assert_eq!(body["details"][1]["msg"], "Icon must be at most 50 characters");
+
         // Nothing was written.
         assert_eq!(list(&app, &token).await.len(), 5);
 

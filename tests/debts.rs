@@ -217,6 +217,21 @@ both_databases!(
             assert_eq!(status, 400, "{bad}: {body}");
             assert_eq!(detail_paths(&body), ["amount"], "{bad}");
         }
+        let (status, body) = app
+            .post(
+                "/api/v1/debts",
+                Some(&token),
+                json!({"type": "owed_to_me", "name": "я".repeat(101), "amount": 1}),
+            )
+            .await;
+        assert_eq!(status, 400);
+        assert_eq!(body["details"][0]["msg"], "Name must be at most 100 characters");
+        let long_name = "я".repeat(100);
+        let debt = create(&app, &token, json!({"type": "owed_to_me", "name": long_name, "amount": 1})).await;
+        assert_eq!(debt["name"], long_name.as_str());
+        let (status, _) = app.delete(&format!("/api/v1/debts/{}", debt["id"].as_str().unwrap()), Some(&token)).await;
+        assert_eq!(status, 200);
+
         // 0.005 rounds half away from zero to 0.01, the minimum.
         let debt = create(
             &app,

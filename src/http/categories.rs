@@ -30,7 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Longest category name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 /// Longest icon (an emoji or an icon name), in characters.
-pub const MAX_ICON_CHARS: usize = 100;
+pub const MAX_ICON_CHARS: usize = 50;
 
 /// A category record.
 #[derive(Debug, Serialize, ToSchema)]
@@ -118,7 +118,7 @@ fn check_name(checks: &mut Checks, name: Option<&str>, required: bool) {
         checks.body(
             name.chars().count() <= MAX_NAME_CHARS,
             "name",
-            "Name must be at most 100 characters",
+            &format!("Name must be at most {MAX_NAME_CHARS} characters"),
         );
     } else if required {
         checks.body(false, "name", "Name is required");
@@ -141,7 +141,7 @@ fn check_icon(checks: &mut Checks, icon: Option<&str>, required: bool) {
         checks.body(
             icon.chars().count() <= MAX_ICON_CHARS,
             "icon",
-            "Icon must be at most 100 characters",
+            &format!("Icon must be at most {MAX_ICON_CHARS} characters"),
         );
     } else if required {
         checks.body(false, "icon", "Icon is required");

@@ -19,6 +19,7 @@ use crate::domain::ledger::TxnKind;
 use crate::domain::money::{Money, MAX_AMOUNT_UNITS};
 use crate::domain::time::{now_ms, Iso, Millis};
 use crate::state::AppState;
+use crate::store::accounts;
 use crate::store::debts::{self, DebtRow};
 use crate::store::transactions::{self, TxnRow};
 use crate::store::{take_change_stamp, Tx};
@@ -32,7 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// Longest debt name, in characters.
-pub const MAX_NAME_CHARS: usize = 255;
+pub const MAX_NAME_CHARS: usize = 100;
 
 /// The description of the transaction a debt payment creates.
 pub fn payment_description(debt_name: &str) -> String {
@@ -183,7 +184,7 @@ fn check_name(checks: &mut Checks, name: Option<&str>, required: bool) {
         checks.body(
             name.chars().count() <= MAX_NAME_CHARS,
             "name",
-            "Name must be at most 255 characters",
+            &format!("Name must be at most {MAX_NAME_CHARS} characters"),
         );
     } else if required {
         checks.body(false, "name", "Name is required");
@@ -444,7 +445,7 @@ async fn pay_debt(
     let debt = debts::find(&mut *tx, &auth.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Debt not found"))?;
-    if !debts::account_is_users(&mut *tx, &auth.id, &account_id).await? {
+    if !accounts::exists(&mut *tx, &auth.id, &account_id).await? {
         return Err(ApiError::not_found("Account not found"));
     }
     let amount = body.amount.map(Money::raw).unwrap_or(debt.amount);

@@ -182,17 +182,3 @@ pub async fn reduce(tx: &mut Tx, user_id: &str, id: &str, amount: i64, stamp: i6
     .await?;
     Ok(row.map(|r| r.0))
 }
-
-/// Whether `account_id` names one of the user's accounts (the account a payment goes through).
-pub async fn account_is_users<'e, E: Executor<'e, Database = Any>>(
-    db: E,
-    user_id: &str,
-    account_id: &str,
-) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT 1 FROM accounts WHERE id = $1 AND user_id = $2")
-        .bind(account_id)
-        .bind(user_id)
-        .fetch_optional(db)
-        .await?;
-    Ok(row.is_some())
-}
