@@ -155,7 +155,7 @@ def report(results_path, meta_path):
         seeded = "one user with the default data only (no seeding)"
     out.append(
         "%s `%s` on PostgreSQL %s, %s; %s; `DB_MAX_CONNECTIONS=%s`; wrk for %s s per row with %s threads; "
-        "server, load generator and database share the machine."
+        "server, load generator and database share the machine (load average before the runs: %s)."
         % (
             meta.get("binary", "Binary"),
             meta.get("rev", "?"),
@@ -165,6 +165,7 @@ def report(results_path, meta_path):
             meta.get("db_max_connections", "?"),
             meta.get("duration", "?"),
             meta.get("threads", "?"),
+            meta.get("load", "?"),
         )
     )
     out.append("")

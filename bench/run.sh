@@ -15,7 +15,7 @@
 #   PG_ADMIN_URL     PostgreSQL URL with rights to create databases
 #                    (default postgres://postgres@127.0.0.1:5432/postgres)
 #   DURATION         seconds per scenario (10)        THREADS   wrk and pgbench threads (2)
-#   SEED_COUNT       transactions to seed (10000)     SEED_CLIENTS  concurrent seeding clients (16)
+#   SEED_COUNT       transactions to seed (10000)     SEED_CLIENTS  concurrent seeding clients (4)
 #   DB_MAX_CONNECTIONS  the server's pool size (10, the server's default)
 #   PGBENCH_SCALE    pgbench -i scale (10)
 #   BENCH_SCENARIOS  ';'-separated "METHOD PATH CONNECTIONS [BODY]" rows, BODY one of
@@ -35,7 +35,7 @@ PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 DURATION="${DURATION:-10}"
 THREADS="${THREADS:-2}"
 SEED_COUNT="${SEED_COUNT:-10000}"
-SEED_CLIENTS="${SEED_CLIENTS:-16}"
+SEED_CLIENTS="${SEED_CLIENTS:-4}"
 DB_MAX_CONNECTIONS="${DB_MAX_CONNECTIONS:-10}"
 PGBENCH_SCALE="${PGBENCH_SCALE:-10}"
 DEFAULT_SCENARIOS="GET /api/v1/accounts 64;GET /api/v1/transactions?limit=50 64;GET /api/v1/transactions/stats 64;GET /api/v1/transactions/stats 8;POST /api/v1/transactions 64 transaction"
@@ -104,11 +104,13 @@ jwt_secret="$(secret)"
 encryption_key="$(secret)"
 
 start_server() {
-  # Started from the scratch directory so that no developer .env is read.
+  # Started from the scratch directory so that no developer .env is read; the rate provider
+  # points at a closed local port so that the start-up refresh never leaves the machine.
   (cd "$work" && exec env -i PATH="$PATH" HOME="$HOME" \
     NODE_ENV=production HOST=127.0.0.1 PORT="$port" DATABASE_URL="$database_url" \
     DB_MAX_CONNECTIONS="$DB_MAX_CONNECTIONS" JWT_SECRET="$jwt_secret" ENCRYPTION_KEY="$encryption_key" \
     JWT_EXPIRES_IN=2h LOG_FORMAT=json ${RUST_LOG:+RUST_LOG="$RUST_LOG"} \
+    RATES_PROVIDER_URL=http://127.0.0.1:9 \
     "$bin" serve >>"$work/server.log" 2>&1) &
   server_pid=$!
 }
@@ -148,6 +150,7 @@ psql "$database_url" -qAt -c "VACUUM ANALYZE" >/dev/null
 # --- HTTP scenarios ------------------------------------------------------------------------
 results="$work/results.tsv"
 : >"$results"
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 now_iso="$(date -u +%Y-%m-%dT%H:%M:%S.000Z)"
 body_for() {
   case "$1" in
@@ -204,6 +207,7 @@ done
   echo "db_max_connections=$DB_MAX_CONNECTIONS"
   echo "duration=$DURATION"
   echo "threads=$THREADS"
+  echo "load=$load_before"
   echo "ready_ms=$ready_ms"
   echo "rss_idle_mib=$(mib "$rss_idle_kib")"
   echo "rss_peak_mib=$(mib "$rss_peak_kib")"
