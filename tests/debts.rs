@@ -487,6 +487,23 @@ both_databases!(
             .await;
         assert_eq!(status, 404);
 
+        // A debt stored at 0 (a sync upload can leave one) has nothing left to pay.
+        let settled = create(&app, &token, json!({"type": "owed_by_me", "name": "Y", "amount": 1})).await;
+        sqlx::query("UPDATE debts SET amount = 0 WHERE id = $1")
+            .bind(settled["id"].as_str().unwrap())
+            .execute(&app.state.db.pool)
+            .await
+            .unwrap();
+        let settled_pay = format!("/api/v1/debts/{}/pay", settled["id"].as_str().unwrap());
+        let (status, body) = app.post(&settled_pay, Some(&token), json!({"accountId": account})).await;
+        assert_eq!(status, 400);
+        assert_eq!(body, json!({"error": "The debt is already paid off"}));
+        let (status, body) = app
+            .post(&settled_pay, Some(&token), json!({"accountId": account, "amount": 1}))
+            .await;
+        assert_eq!(status, 400);
+        assert_eq!(body, json!({"error": "Payment amount exceeds the debt"}));
+
         assert_eq!(balance(&app, &account).await, 0);
         assert_eq!(balance(&app, &their_account).await, 0);
         assert_eq!(stored_amount(&app, debt["id"].as_str().unwrap()).await, Some(1000));

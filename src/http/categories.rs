@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::accounts::write_stamp;
 use super::auth::AuthUser;
 use super::error::{is_unique_violation, ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath};
@@ -18,7 +19,6 @@ use super::validate::{is_hex_color, parse_uuid, Checks};
 use crate::domain::time::Iso;
 use crate::state::AppState;
 use crate::store::categories::{self, CategoryRow};
-use crate::store::{take_change_stamp, Tx};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -158,15 +158,6 @@ fn check_color(checks: &mut Checks, color: Option<&str>, required: bool) {
     }
 }
 
-/// Starts the caller's write transaction and takes their change stamp.
-async fn begin(state: &AppState, auth: &AuthUser) -> ApiResult<(Tx, i64)> {
-    let mut tx = state.db.begin_write().await?;
-    let stamp = take_change_stamp(&mut tx, &auth.id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("User not found"))?;
-    Ok((tx, stamp))
-}
-
 /// The caller's categories, system defaults included, ordered by type then name.
 #[utoipa::path(get, path = "/", tag = "categories", security(("bearer" = [])), responses(
     (status = 200, body = Vec<CategoryRecord>),
@@ -210,7 +201,8 @@ async fn create_category(
     let icon = body.icon.unwrap_or_default();
     let color = body.color.unwrap_or_default();
 
-    let (mut tx, stamp) = begin(&state, &auth).await?;
+    let mut tx = state.db.begin_write().await?;
+    let stamp = write_stamp(&mut tx, &auth.id).await?;
     if let Some(id) = id.as_deref() {
         if let Some(existing) = categories::find(&mut *tx, &auth.id, id).await? {
             let other_fields_change = kind != existing.kind
@@ -283,7 +275,8 @@ async fn update_category(
     check_color(&mut checks, body.color.as_deref(), false);
     checks.finish()?;
 
-    let (mut tx, stamp) = begin(&state, &auth).await?;
+    let mut tx = state.db.begin_write().await?;
+    let stamp = write_stamp(&mut tx, &auth.id).await?;
     let existing = categories::find(&mut *tx, &auth.id, &id.to_string())
         .await?
         .ok_or_else(|| ApiError::not_found("Category not found"))?;
@@ -319,7 +312,8 @@ async fn delete_category(
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<StatusCode> {
     let id = id.to_string();
-    let (mut tx, stamp) = begin(&state, &auth).await?;
+    let mut tx = state.db.begin_write().await?;
+    let stamp = write_stamp(&mut tx, &auth.id).await?;
     let existing = categories::find(&mut *tx, &auth.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Category not found"))?;
@@ -344,7 +338,8 @@ async fn delete_category(
     (status = 401, description = "Not authenticated", body = ErrorBody),
 ))]
 async fn reset_categories(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Json<ResetResponse>> {
-    let (mut tx, stamp) = begin(&state, &auth).await?;
+    let mut tx = state.db.begin_write().await?;
+    let stamp = write_stamp(&mut tx, &auth.id).await?;
     categories::reset(&mut tx, &auth.id, stamp).await?;
     let rows = categories::list(&mut *tx, &auth.id).await?;
     tx.commit().await?;

@@ -10,6 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::accounts::write_stamp;
 use super::auth::{AuthUser, MessageResponse};
 use super::error::{is_unique_violation, ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath};
@@ -22,7 +23,6 @@ use crate::state::AppState;
 use crate::store::accounts;
 use crate::store::debts::{self, DebtRow};
 use crate::store::transactions::{self, TxnRow};
-use crate::store::{take_change_stamp, Tx};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -216,15 +216,6 @@ fn check_date(checks: &mut Checks, value: Option<&str>, field: &str, msg: &str) 
     parsed
 }
 
-/// Starts the caller's write transaction and takes their change stamp.
-async fn begin(state: &AppState, auth: &AuthUser) -> ApiResult<(Tx, i64)> {
-    let mut tx = state.db.begin_write().await?;
-    let stamp = take_change_stamp(&mut tx, &auth.id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized("User not found"))?;
-    Ok((tx, stamp))
-}
-
 const DUE_DATE_MSG: &str = "Due date must be an ISO 8601 date";
 
 /// The caller's debts, newest first.
@@ -291,7 +282,8 @@ async fn create_debt(
     let name = body.name.unwrap_or_default().trim().to_string();
     let amount = body.amount.unwrap_or_default().raw();
 
-    let (mut tx, stamp) = begin(&state, &auth).await?;
+    let mut tx = state.db.begin_write().await?;
+    let stamp = write_stamp(&mut tx, &auth.id).await?;
     if let Some(id) = id.as_deref() {
         if let Some(existing) = debts::find(&mut *tx, &auth.id, id).await? {
             let updated = DebtRow {
@@ -359,7 +351,8 @@ async fn update_debt(
         .map(|due| check_date(&mut checks, due.as_deref(), "dueDate", DUE_DATE_MSG));
     checks.finish()?;
 
-    let (mut tx, stamp) = begin(&state, &auth).await?;
+    let mut tx = state.db.begin_write().await?;
+    let stamp = write_stamp(&mut tx, &auth.id).await?;
     let existing = debts::find(&mut *tx, &auth.id, &id.to_string())
         .await?
         .ok_or_else(|| ApiError::not_found("Debt not found"))?;
@@ -390,7 +383,8 @@ async fn delete_debt(
     auth: AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> ApiResult<Json<MessageResponse>> {
-    let (mut tx, stamp) = begin(&state, &auth).await?;
+    let mut tx = state.db.begin_write().await?;
+    let stamp = write_stamp(&mut tx, &auth.id).await?;
     if !debts::delete(&mut tx, &auth.id, &id.to_string(), stamp).await? {
         return Err(ApiError::not_found("Debt not found"));
     }
@@ -441,7 +435,8 @@ async fn pay_debt(
     let account_id = account_id.unwrap_or_default();
     let id = id.to_string();
 
-    let (mut tx, stamp) = begin(&state, &auth).await?;
+    let mut tx = state.db.begin_write().await?;
+    let stamp = write_stamp(&mut tx, &auth.id).await?;
     let debt = debts::find(&mut *tx, &auth.id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("Debt not found"))?;
