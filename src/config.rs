@@ -54,8 +54,10 @@ pub struct Settings {
     pub free_account_limit: u32,
     pub free_category_limit: u32,
     pub log_format: LogFormat,
-    /// Most open client connections; also the most requests handled at once (more → 503).
+    /// Most open client connections (idle ones are cheap; beyond it new ones are closed).
     pub max_connections: usize,
+    /// Most requests handled at once; more are shed with 503 instead of queueing.
+    pub max_in_flight_requests: usize,
     /// Longest a request may take before it is answered 503.
     pub request_timeout: Duration,
     /// Messages about generated secrets etc., logged once telemetry is up.
@@ -206,6 +208,10 @@ impl Settings {
         if max_connections == 0 {
             bail!("MAX_CONNECTIONS must be at least 1");
         }
+        let max_in_flight_requests = parse_num(&get, "MAX_IN_FLIGHT_REQUESTS", 1024usize)?;
+        if max_in_flight_requests == 0 {
+            bail!("MAX_IN_FLIGHT_REQUESTS must be at least 1");
+        }
         let request_timeout = match get("REQUEST_TIMEOUT") {
             Some(v) => parse_duration(&v)
                 .with_context(|| format!("REQUEST_TIMEOUT: cannot read {v:?} (use 30s, 2m or seconds)"))?,
@@ -235,6 +241,7 @@ impl Settings {
             free_category_limit: parse_num(&get, "FREE_CATEGORY_LIMIT", 5u32)?,
             log_format,
             max_connections,
+            max_in_flight_requests,
             request_timeout,
             warnings,
         })

@@ -17,7 +17,10 @@ pub mod transactions;
 pub mod validate;
 pub mod views;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -81,13 +84,14 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("max-age=31536000; includeSubDomains"),
         ));
     }
-    let limits = ServiceBuilder::new()
-        .layer(HandleErrorLayer::new(overloaded_or_timed_out))
-        .load_shed()
-        .concurrency_limit(state.settings.max_connections)
+    let timeout = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(timed_out))
         .timeout(state.settings.request_timeout);
+    // One semaphore for the whole router (`Router::layer` wraps every route separately).
+    let in_flight = Arc::new(Semaphore::new(state.settings.max_in_flight_requests));
     app.layer(CompressionLayer::new())
-        .layer(limits)
+        .layer(timeout)
+        .layer(middleware::from_fn_with_state(in_flight, shed_when_full))
         .layer(cors(&state))
         .layer(middleware::from_fn_with_state(state.clone(), redirect_to_https))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
@@ -198,9 +202,8 @@ async fn no_store_on_api(request: Request, next: Next) -> Response {
     response
 }
 
-/// Requests beyond the in-flight cap are shed with 503 instead of queueing without bound; a
-/// request that runs past `REQUEST_TIMEOUT` is answered 503 too.
-async fn overloaded_or_timed_out(err: tower::BoxError) -> Response {
+/// A request that runs past `REQUEST_TIMEOUT` is answered 503.
+async fn timed_out(err: tower::BoxError) -> Response {
     if err.is::<tower::timeout::error::Elapsed>() {
         tracing::warn!("request timed out");
         return (
@@ -209,10 +212,19 @@ async fn overloaded_or_timed_out(err: tower::BoxError) -> Response {
         )
             .into_response();
     }
-    if err.is::<tower::load_shed::error::Overloaded>() {
-        return ApiError::Unavailable.into_response();
-    }
     ApiError::internal(anyhow::anyhow!("middleware error: {err}")).into_response()
+}
+
+/// Requests beyond `MAX_IN_FLIGHT_REQUESTS` are shed with 503 at once instead of queueing
+/// without bound.
+async fn shed_when_full(State(in_flight): State<Arc<Semaphore>>, request: Request, next: Next) -> Response {
+    match in_flight.try_acquire() {
+        Ok(_permit) => next.run(request).await,
+        Err(_) => {
+            tracing::warn!("in-flight request limit reached; shedding a request");
+            ApiError::Unavailable.into_response()
+        }
+    }
 }
 
 /// Refuses a declared body over the limit before reading it.
