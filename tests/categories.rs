@@ -227,6 +227,17 @@ both_databases!(
         assert_eq!(body["details"][0]["msg"], "Name must be at most 100 characters");
         assert_eq!(body["details"][1]["msg"], "Icon must be at most 50 characters");
 
+        // U+0000 cannot be stored by PostgreSQL: refused as a 400 on both databases.
+        let (status, body) = app
+            .post(
+                "/api/v1/categories",
+                Some(&token),
+                json!({"name": "a\u{0}b", "type": "income", "icon": "x", "color": "#000000"}),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["details"][0]["msg"], "String contains a NUL character");
+
         // Nothing was written.
         assert_eq!(list(&app, &token).await.len(), 5);
 

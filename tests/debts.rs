@@ -232,6 +232,18 @@ both_databases!(
         let (status, _) = app.delete(&format!("/api/v1/debts/{}", debt["id"].as_str().unwrap()), Some(&token)).await;
         assert_eq!(status, 200);
 
+        // U+0000 cannot be stored by PostgreSQL: refused as a 400 on both databases.
+        let (status, body) = app
+            .post(
+                "/api/v1/debts",
+                Some(&token),
+                json!({"type": "owed_to_me", "name": "a\u{0}b", "amount": 1}),
+            )
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["details"][0]["path"], "name");
+        assert_eq!(body["details"][0]["msg"], "String contains a NUL character");
+
         // 0.005 rounds half away from zero to 0.01, the minimum.
         let debt = create(
             &app,

@@ -121,6 +121,13 @@ fn check_strings(value: &Value) -> Result<(), ApiError> {
                     format!("String longer than {MAX_STRING_CHARS} characters"),
                 )));
             }
+            // PostgreSQL text cannot hold U+0000: refuse it here rather than fail the INSERT.
+            Value::String(s) if s.contains('\0') => {
+                return Err(ApiError::invalid(FieldError::body(
+                    path,
+                    "String contains a NUL character",
+                )));
+            }
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     stack.push((item, join_path(&path, &i.to_string())));
@@ -128,11 +135,15 @@ fn check_strings(value: &Value) -> Result<(), ApiError> {
             }
             Value::Object(map) => {
                 for (k, item) in map {
-                    if k.chars().count() > MAX_STRING_CHARS {
-                        return Err(ApiError::invalid(FieldError::body(
-                            path,
-                            format!("Key longer than {MAX_STRING_CHARS} characters"),
-                        )));
+                    let problem = if k.chars().count() > MAX_STRING_CHARS {
+                        Some(format!("Key longer than {MAX_STRING_CHARS} characters"))
+                    } else if k.contains('\0') {
+                        Some("Key contains a NUL character".to_string())
+                    } else {
+                        None
+                    };
+                    if let Some(msg) = problem {
+                        return Err(ApiError::invalid(FieldError::body(path, msg)));
                     }
                     stack.push((item, join_path(&path, k)));
                 }
