@@ -627,5 +627,13 @@ both_databases!(
         assert_eq!(one, ["delete", "put"]);
         assert_eq!(ops("/api/v1/categories/reset"), ["post"]);
         assert!(doc["paths"]["/api/v1/categories"]["get"]["security"].is_array());
+        // The reset's answer has its own schema (a name shared with another type would let one
+        // of them silently replace the other in the document).
+        let reset = &doc["paths"]["/api/v1/categories/reset"]["post"]["responses"]["200"];
+        let schema = reset["content"]["application/json"]["schema"]["$ref"].as_str().unwrap();
+        let name = schema.rsplit('/').next().unwrap();
+        let properties = &doc["components"]["schemas"][name]["properties"];
+        assert!(properties["categories"].is_object(), "{name}: {properties}");
+        assert!(properties["message"].is_object());
     }
 );

@@ -77,15 +77,20 @@ impl CategoryRecord {
 pub struct CategoryBody {
     /// A client-chosen UUID (offline creation). When it names one of the caller's categories,
     /// that category is updated instead.
+    #[schema(format = Uuid)]
     id: Option<String>,
+    /// 1–100 characters after trimming.
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
     name: Option<String>,
     /// `income` or `expense`.
     #[serde(rename = "type")]
-    #[schema(rename = "type")]
+    #[schema(rename = "type", value_type = String, pattern = "^(income|expense)$")]
     kind: Option<String>,
-    /// Non-empty (an emoji or an icon name).
+    /// An emoji or an icon name, 1–50 characters.
+    #[schema(value_type = String, min_length = 1, max_length = 50)]
     icon: Option<String>,
     /// `#RRGGBB`.
+    #[schema(value_type = String, pattern = "^#[0-9A-Fa-f]{6}$")]
     color: Option<String>,
 }
 
@@ -93,16 +98,19 @@ pub struct CategoryBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CategoryPatch {
+    #[schema(min_length = 1, max_length = 100)]
     name: Option<String>,
     #[serde(rename = "type")]
-    #[schema(rename = "type")]
+    #[schema(rename = "type", pattern = "^(income|expense)$")]
     kind: Option<String>,
+    #[schema(min_length = 1, max_length = 50)]
     icon: Option<String>,
+    #[schema(pattern = "^#[0-9A-Fa-f]{6}$")]
     color: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ResetResponse {
+pub struct CategoriesResetResponse {
     pub message: String,
     pub categories: Vec<CategoryRecord>,
 }
@@ -334,16 +342,16 @@ async fn delete_category(
 /// Delete the caller's custom categories (their transactions stay, uncategorised) and restore
 /// exactly the five system defaults with their default name, icon and colour.
 #[utoipa::path(post, path = "/reset", tag = "categories", security(("bearer" = [])), responses(
-    (status = 200, body = ResetResponse),
+    (status = 200, body = CategoriesResetResponse),
     (status = 401, description = "Not authenticated", body = ErrorBody),
 ))]
-async fn reset_categories(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Json<ResetResponse>> {
+async fn reset_categories(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Json<CategoriesResetResponse>> {
     let mut tx = state.db.begin_write().await?;
     let stamp = write_stamp(&mut tx, &auth.id).await?;
     categories::reset(&mut tx, &auth.id, stamp).await?;
     let rows = categories::list(&mut *tx, &auth.id).await?;
     tx.commit().await?;
-    Ok(Json(ResetResponse {
+    Ok(Json(CategoriesResetResponse {
         message: "Categories reset successfully".into(),
         categories: rows.iter().map(CategoryRecord::of).collect(),
     }))

@@ -95,14 +95,17 @@ pub fn is_overdue(due_date: Option<Millis>, amount_cents: i64, now: Millis) -> b
 pub struct DebtBody {
     /// A client-chosen UUID (offline creation). When it names one of the caller's debts, that
     /// debt is updated instead.
+    #[schema(format = Uuid)]
     id: Option<String>,
     /// `owed_to_me` or `owed_by_me`.
     #[serde(rename = "type")]
-    #[schema(rename = "type")]
+    #[schema(rename = "type", value_type = String, pattern = "^(owed_to_me|owed_by_me)$")]
     kind: Option<String>,
+    /// 1–100 characters after trimming.
+    #[schema(value_type = String, min_length = 1, max_length = 100)]
     name: Option<String>,
-    /// At least 0.01 (after rounding to cents).
-    #[schema(value_type = f64)]
+    /// 0.01 to 10^13 after rounding to cents (a numeric string is accepted too).
+    #[schema(value_type = f64, minimum = 0.01, maximum = 10000000000000.0)]
     amount: Option<Money>,
     /// Default true.
     is_included_in_total: Option<bool>,
@@ -117,10 +120,11 @@ pub struct DebtBody {
 #[serde(rename_all = "camelCase")]
 pub struct DebtPatch {
     #[serde(rename = "type")]
-    #[schema(rename = "type")]
+    #[schema(rename = "type", pattern = "^(owed_to_me|owed_by_me)$")]
     kind: Option<String>,
+    #[schema(min_length = 1, max_length = 100)]
     name: Option<String>,
-    #[schema(value_type = Option<f64>)]
+    #[schema(value_type = Option<f64>, minimum = 0.01, maximum = 10000000000000.0)]
     amount: Option<Money>,
     is_included_in_total: Option<bool>,
     #[serde(default, deserialize_with = "double_option")]
@@ -133,9 +137,10 @@ pub struct DebtPatch {
 #[serde(rename_all = "camelCase")]
 pub struct PayBody {
     /// The caller's account the money goes into (owed_to_me) or comes out of (owed_by_me).
+    #[schema(value_type = String, format = Uuid)]
     account_id: Option<String>,
     /// Default: the whole remaining debt.
-    #[schema(value_type = Option<f64>)]
+    #[schema(value_type = Option<f64>, minimum = 0.01, maximum = 10000000000000.0)]
     amount: Option<Money>,
     /// ISO-8601 date or date-time of the payment; default now.
     #[schema(value_type = Option<String>, format = DateTime)]
@@ -375,6 +380,7 @@ async fn update_debt(
     params(("id" = Uuid, Path, description = "Debt id")),
     responses(
         (status = 200, body = MessageResponse),
+        (status = 400, description = "Validation failed (the id is not a UUID)", body = ErrorBody),
         (status = 401, description = "Not authenticated", body = ErrorBody),
         (status = 404, description = "Debt not found", body = ErrorBody),
     ))]
