@@ -21,7 +21,6 @@ async fn register(app: &TestApp, email: &str) -> (String, String) {
 }
 
 const ACC: &str = "6f1c2a3e-0000-4000-8000-000000000001";
-const ACC2: &str = "6f1c2a3e-0000-4000-8000-000000000002";
 const CAT: &str = "6f1c2a3e-0000-4000-8000-0000000000c1";
 const TXN: &str = "6f1c2a3e-0000-4000-8000-0000000000a1";
 const DEBT: &str = "6f1c2a3e-0000-4000-8000-0000000000d1";
