@@ -287,3 +287,122 @@ both_databases!(
         assert_eq!(seen.len(), 40);
     }
 );
+
+both_databases!(
+    async fn upload_then_download_returns_every_field(app) {
+        let (token, _) = register(&app, "download@example.com").await;
+        let (status, _) = app.post("/api/v1/sync/upload", Some(&token), mobile_payload()).await;
+        assert_eq!(status, 200);
+        let (status, body) = app.get("/api/v1/sync/download", Some(&token)).await;
+        assert_eq!(status, 200, "{body}");
+        let (_, me) = app.get("/api/v1/auth/me", Some(&token)).await;
+        assert_eq!(body["userId"], me["user"]["id"]);
+        assert!(body["lastSyncAt"].is_string());
+
+        let card = body["accounts"].as_array().unwrap().iter().find(|a| a["id"] == ACC).unwrap().clone();
+        for (field, value) in [
+            ("name", json!("Card")),
+            ("type", json!("card")),
+            ("balance", json!(1234.56)),
+            ("currency", json!("USD")),
+            ("exchange_rate", json!(92.5)),
+            ("card_number", json!("**** **** **** 1234")),
+            ("color", json!("#FF0000")),
+            ("icon", json!("💳")),
+            ("is_default", json!(false)),
+            ("is_included_in_total", json!(true)),
+            ("target_amount", json!(5000)),
+            ("linked_account_id", json!(null)),
+            ("saved_amount", json!(100.5)),
+            ("created_at", json!("2025-06-01T10:00:00.000Z")),
+        ] {
+            assert_eq!(card[field], value, "accounts.{field}");
+        }
+        let cafe = body["categories"].as_array().unwrap().iter().find(|c| c["id"] == CAT).unwrap().clone();
+        assert_eq!((cafe["name"].clone(), cafe["icon"].clone(), cafe["color"].clone()), (json!("Cafe"), json!("☕"), json!("#123456")));
+        let coffee = body["transactions"].as_array().unwrap().iter().find(|t| t["id"] == TXN).unwrap().clone();
+        for (field, value) in [
+            ("account_id", json!(ACC)),
+            ("category_id", json!(CAT)),
+            ("amount", json!(12.5)),
+            ("type", json!("expense")),
+            ("description", json!("Coffee")),
+            ("date", json!("2025-06-02T08:00:00.000Z")),
+            ("created_at", json!("2025-06-02T08:00:00.000Z")),
+        ] {
+            assert_eq!(coffee[field], value, "transactions.{field}");
+        }
+        let other = body["transactions"].as_array().unwrap().iter().find(|t| t["id"] != TXN).unwrap().clone();
+        assert_eq!(other["category_id"], json!(null));
+        assert_eq!(body["transactions"].as_array().unwrap().len(), 2);
+        let debt = &body["debts"][0];
+        assert_eq!((debt["id"].clone(), debt["amount"].clone(), debt["due_date"].clone()), (json!(DEBT), json!(50), json!("2025-07-01T00:00:00.000Z")));
+        let rate = &body["exchangeRates"][0];
+        assert_eq!((rate["from_currency"].clone(), rate["to_currency"].clone(), rate["rate"].clone()), (json!("USD"), json!("EUR"), json!(0.92)));
+
+        // The raw rows hold no plaintext card number or description.
+        let (card_raw, description_raw): (String, String) = sqlx::query_as(
+            "SELECT a.card_number, t.description FROM accounts a JOIN transactions t ON t.account_id = a.id WHERE t.id = $1",
+        )
+        .bind(TXN)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+        assert!(!card_raw.contains("1234") && !description_raw.contains("Coffee"));
+
+        // A second upload of a partial record keeps the fields it does not carry.
+        let (status, _) = app
+            .post("/api/v1/sync/upload", Some(&token), json!({"data": {"accounts": [{"id": ACC, "savedAmount": 7}]}}))
+            .await;
+        assert_eq!(status, 200);
+        let (_, again) = app.get("/api/v1/sync/download", Some(&token)).await;
+        let card = again["accounts"].as_array().unwrap().iter().find(|a| a["id"] == ACC).unwrap().clone();
+        assert_eq!((card["saved_amount"].clone(), card["name"].clone(), card["balance"].clone()), (json!(7), json!("Card"), json!(1234.56)));
+    }
+);
+
+both_databases!(
+    async fn rest_changes_and_cascades_appear_in_the_next_pull(app) {
+        let (token, _) = register(&app, "cascade@example.com").await;
+        let (_, accounts) = app.get("/api/v1/accounts", Some(&token)).await;
+        let cash = accounts[0]["id"].as_str().unwrap().to_string();
+        let (status, created) = app
+            .post("/api/v1/accounts", Some(&token), json!({"name": "Card", "type": "card", "balance": 0}))
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let card = created["id"].as_str().unwrap().to_string();
+        let mut ids = Vec::new();
+        for body in [
+            json!({"accountId": card, "amount": 5, "type": "income", "date": "2026-01-01"}),
+            json!({"accountId": cash, "toAccountId": card, "amount": 2, "type": "transfer", "date": "2026-01-01"}),
+            json!({"accountId": cash, "amount": 1, "type": "expense", "date": "2026-01-01"}),
+        ] {
+            let (status, txn) = app.post("/api/v1/transactions", Some(&token), body).await;
+            assert_eq!(status, 201, "{txn}");
+            ids.push(txn["id"].as_str().unwrap().to_string());
+        }
+        let (_, pulled) = app.get("/api/v1/sync/pull", Some(&token)).await;
+        let ts = pulled["timestamp"].as_i64().unwrap();
+
+        // A REST delete of one transaction, then deleting the card (which takes its two transactions).
+        let (status, _) = app.delete(&format!("/api/v1/transactions/{}", ids[2]), Some(&token)).await;
+        assert_eq!(status, 204);
+        let (status, _) = app.delete(&format!("/api/v1/accounts/{card}"), Some(&token)).await;
+        assert_eq!(status, 204);
+        let (_, pulled) = app.get(&format!("/api/v1/sync/pull?last_pulled_at={ts}"), Some(&token)).await;
+        let mut deleted: Vec<String> = pulled["changes"]["transactions"]["deleted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        deleted.sort();
+        let mut expected = ids.clone();
+        expected.sort();
+        assert_eq!(deleted, expected);
+        assert_eq!(pulled["changes"]["accounts"]["deleted"], json!([card]));
+        // The cash account's balance changed by REST (the expense was reversed): it is updated.
+        let updated = pulled["changes"]["accounts"]["updated"].as_array().unwrap();
+        assert!(updated.iter().any(|a| a["id"] == cash.as_str()), "{pulled}");
+    }
+);

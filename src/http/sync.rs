@@ -24,6 +24,7 @@ use crate::store::{take_change_stamp, tombstones, Backend, Tx};
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(upload))
+        .routes(routes!(download))
         .routes(routes!(status))
         .routes(routes!(wipe))
         .routes(routes!(pull))
@@ -227,6 +228,107 @@ async fn apply_snapshot_record(
         Err(Ok(refusal)) => Ok(Err(refusal)),
         Err(Err(db)) => Err(db.into()),
     }
+}
+
+/// Begins a read-only transaction that sees one consistent snapshot of the database.
+async fn begin_snapshot(state: &AppState) -> Result<Tx, sqlx::Error> {
+    match state.db.backend {
+        Backend::Postgres => {
+            state
+                .db
+                .pool
+                .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .await
+        }
+        Backend::Sqlite => state.db.pool.begin().await,
+    }
+}
+
+/// Appends `"key":[…]` with each item serialized straight into the body.
+fn write_array<T: Serialize>(out: &mut Vec<u8>, key: &str, items: impl IntoIterator<Item = T>) -> ApiResult<()> {
+    out.extend_from_slice(format!("\"{key}\":[").as_bytes());
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut *out, &item).map_err(ApiError::internal)?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+/// The caller's whole data, as REST answers it (snake_case records, card numbers masked).
+/// Transactions are written into the body one by one as they come from the database cursor,
+/// so a large history is held once, as the response itself.
+#[utoipa::path(get, path = "/download", tag = "sync", security(("bearer" = [])), responses(
+    (status = 200, description = "`{\"accounts\",\"categories\",\"transactions\",\"debts\",\"exchangeRates\",\"lastSyncAt\",\"userId\"}`", body = Object),
+    (status = 401, description = "Not authenticated", body = ErrorBody),
+))]
+async fn download(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Response> {
+    use crate::store::{accounts, categories, debts, transactions, user_rates};
+    let now = now_ms();
+    let mut tx = begin_snapshot(&state).await?;
+    let last_sync: Option<(Option<i64>,)> = sqlx::query_as("SELECT last_sync_at FROM users WHERE id = $1")
+        .bind(&auth.id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some((last_sync_at,)) = last_sync else {
+        return Err(ApiError::unauthorized("User not found"));
+    };
+    let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
+    out.push(b'{');
+    let account_rows = accounts::list(&mut *tx, &auth.id).await?;
+    write_array(
+        &mut out,
+        "accounts",
+        account_rows
+            .iter()
+            .map(|r| super::views::AccountRecord::of(r, &state.cipher)),
+    )?;
+    out.push(b',');
+    let category_rows = categories::list(&mut *tx, &auth.id).await?;
+    write_array(
+        &mut out,
+        "categories",
+        category_rows.iter().map(super::categories::CategoryRecord::of),
+    )?;
+    out.extend_from_slice(b",\"transactions\":[");
+    {
+        let sql = format!(
+            "SELECT {} FROM transactions WHERE user_id = $1 ORDER BY date DESC, created_at DESC, id",
+            transactions::TXN_COLUMNS
+        );
+        let mut rows = sqlx::query(&sql).bind(&auth.id).fetch(&mut *tx);
+        let mut first = true;
+        while let Some(row) = rows.try_next().await? {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            let record = super::views::TransactionRecord::of(&transactions::txn_from_row(&row)?, &state.cipher);
+            serde_json::to_writer(&mut out, &record).map_err(ApiError::internal)?;
+        }
+    }
+    out.extend_from_slice(b"],");
+    let debt_rows = debts::list(&mut *tx, &auth.id).await?;
+    write_array(
+        &mut out,
+        "debts",
+        debt_rows.iter().map(|r| super::debts::DebtRecord::of(r, now)),
+    )?;
+    out.push(b',');
+    let rates = user_rates::list(&mut *tx, &auth.id).await?;
+    write_array(
+        &mut out,
+        "exchangeRates",
+        rates.into_iter().map(super::rates::UserRateView::from),
+    )?;
+    tx.commit().await?;
+    let tail = serde_json::json!({"lastSyncAt": last_sync_at.map(Iso), "userId": auth.id});
+    let tail = serde_json::to_string(&tail).map_err(ApiError::internal)?;
+    out.push(b',');
+    out.extend_from_slice(&tail.as_bytes()[1..]); // the object's members and closing brace
+    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from(out)).into_response())
 }
 
 #[derive(Serialize, ToSchema)]
