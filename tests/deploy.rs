@@ -79,7 +79,7 @@ fn env_example_documents_every_setting_the_server_reads() {
     for key in config_keys() {
         assert!(assigned.contains(&key), ".env.example sets {key}");
     }
-    // API.md names it; the server does not need it, and the example says so.
+    // The API contract names it; the server does not need it, and the example says so.
     assert!(assigned.contains("JWT_REFRESH_SECRET"));
 
     // Secrets are left for the operator to generate.
