@@ -450,7 +450,7 @@ async fn create_account(
             tx.commit().await?;
             return Ok((StatusCode::OK, Json(AccountRecord::of(&row, &state.cipher))));
         }
-        if accounts::id_taken_by_other(&mut *tx, &auth.id, id).await? {
+        if crate::store::id_taken_by_other(&mut *tx, "accounts", &auth.id, id).await? {
             return Err(ApiError::conflict("Id is already in use"));
         }
     }

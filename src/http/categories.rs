@@ -231,7 +231,7 @@ async fn create_category(
             tx.commit().await?;
             return Ok((StatusCode::OK, Json(CategoryRecord::of(&updated))));
         }
-        if categories::id_taken_by_other(&mut *tx, &auth.id, id).await? {
+        if crate::store::id_taken_by_other(&mut *tx, "categories", &auth.id, id).await? {
             return Err(ApiError::conflict("Id is already in use"));
         }
     }

@@ -304,7 +304,7 @@ async fn create_debt(
             tx.commit().await?;
             return Ok((StatusCode::OK, Json(DebtRecord::of(&updated, now_ms()))));
         }
-        if debts::id_taken_by_other(&mut *tx, &auth.id, id).await? {
+        if crate::store::id_taken_by_other(&mut *tx, "debts", &auth.id, id).await? {
             return Err(ApiError::conflict("Id is already in use"));
         }
     }

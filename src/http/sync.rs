@@ -792,20 +792,7 @@ async fn delete_synced(tx: &mut Tx, table: &'static Table, user_id: &str, id: &s
             return Ok(());
         }
         "accounts" => {
-            tombstones::record(
-                tx,
-                "transactions",
-                user_id,
-                stamp,
-                "account_id = $3 OR to_account_id = $3",
-                Some(id),
-            )
-            .await?;
-            sqlx::query("DELETE FROM transactions WHERE user_id = $1 AND (account_id = $2 OR to_account_id = $2)")
-                .bind(user_id)
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
+            crate::store::accounts::delete_transactions_of(tx, user_id, id, stamp).await?;
         }
         "categories" => {
             sqlx::query("UPDATE transactions SET category_id = NULL, server_updated_at = $1 WHERE user_id = $2 AND category_id = $3")

@@ -454,7 +454,7 @@ async fn create_transaction(
             tx.commit().await?;
             return Ok((StatusCode::OK, Json(written)));
         }
-        if transactions::id_taken_by_other(&mut *tx, &auth.id, id).await? {
+        if crate::store::id_taken_by_other(&mut *tx, "transactions", &auth.id, id).await? {
             return Err(ApiError::conflict("Id is already in use"));
         }
     }

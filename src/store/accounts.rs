@@ -145,20 +145,6 @@ pub async fn exists<'e, E: Executor<'e, Database = Any>>(db: E, user_id: &str, i
     Ok(row.is_some())
 }
 
-/// Whether an account with this id exists for ANOTHER user (ids are global).
-pub async fn id_taken_by_other<'e, E: Executor<'e, Database = Any>>(
-    db: E,
-    user_id: &str,
-    id: &str,
-) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT 1 FROM accounts WHERE id = $1 AND user_id <> $2")
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(db)
-        .await?;
-    Ok(row.is_some())
-}
-
 /// How many accounts the user holds.
 pub async fn count<'e, E: Executor<'e, Database = Any>>(db: E, user_id: &str) -> Result<i64, sqlx::Error> {
     let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts WHERE user_id = $1")
@@ -273,6 +259,31 @@ pub async fn clear_other_defaults(tx: &mut Tx, user_id: &str, keep: &str, stamp:
     Ok(())
 }
 
+/// Deletes every transaction touching an account (either side of a transfer), with tombstones,
+/// without reversing balance effects (the money did move).
+pub async fn delete_transactions_of(
+    tx: &mut Tx,
+    user_id: &str,
+    account_id: &str,
+    stamp: i64,
+) -> Result<u64, sqlx::Error> {
+    tombstones::record(
+        tx,
+        "transactions",
+        user_id,
+        stamp,
+        "account_id = $3 OR to_account_id = $3",
+        Some(account_id),
+    )
+    .await?;
+    let done = sqlx::query("DELETE FROM transactions WHERE user_id = $1 AND (account_id = $2 OR to_account_id = $2)")
+        .bind(user_id)
+        .bind(account_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected())
+}
+
 /// Deletes an account and every transaction that touches it, without reversing the
 /// transactions' effects on other accounts (the money did move). Tombstones are recorded for
 /// every deleted row; links from the user's other accounts are cleared; when the default account
@@ -280,20 +291,7 @@ pub async fn clear_other_defaults(tx: &mut Tx, user_id: &str, keep: &str, stamp:
 pub async fn delete_with_transactions(tx: &mut Tx, account: &AccountRow, stamp: i64) -> Result<(), sqlx::Error> {
     let user_id = account.user_id.as_str();
     let id = account.id.as_str();
-    tombstones::record(
-        tx,
-        "transactions",
-        user_id,
-        stamp,
-        "account_id = $3 OR to_account_id = $3",
-        Some(id),
-    )
-    .await?;
-    sqlx::query("DELETE FROM transactions WHERE user_id = $1 AND (account_id = $2 OR to_account_id = $2)")
-        .bind(user_id)
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
+    delete_transactions_of(tx, user_id, id, stamp).await?;
     tombstones::record(tx, "accounts", user_id, stamp, "id = $3", Some(id)).await?;
     sqlx::query("DELETE FROM accounts WHERE id = $1 AND user_id = $2")
         .bind(id)

@@ -75,20 +75,6 @@ pub async fn find<'e, E: Executor<'e, Database = Any>>(
     row.as_ref().map(category_from_row).transpose()
 }
 
-/// Whether a category with this id exists for ANOTHER user (ids are global).
-pub async fn id_taken_by_other<'e, E: Executor<'e, Database = Any>>(
-    db: E,
-    user_id: &str,
-    id: &str,
-) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT 1 FROM categories WHERE id = $1 AND user_id <> $2")
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(db)
-        .await?;
-    Ok(row.is_some())
-}
-
 /// How many custom (non-system) categories the user holds: what the free-tier limit counts.
 pub async fn count_custom<'e, E: Executor<'e, Database = Any>>(db: E, user_id: &str) -> Result<i64, sqlx::Error> {
     let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM categories WHERE user_id = $1 AND is_system = 0")

@@ -68,20 +68,6 @@ pub async fn find<'e, E: Executor<'e, Database = Any>>(
     row.as_ref().map(debt_from_row).transpose()
 }
 
-/// Whether a debt with this id exists for ANOTHER user (ids are global).
-pub async fn id_taken_by_other<'e, E: Executor<'e, Database = Any>>(
-    db: E,
-    user_id: &str,
-    id: &str,
-) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT 1 FROM debts WHERE id = $1 AND user_id <> $2")
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(db)
-        .await?;
-    Ok(row.is_some())
-}
-
 /// Aggregates of a user's debts, in cents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DebtTotals {

@@ -139,6 +139,23 @@ pub async fn take_change_stamp(tx: &mut Tx, user_id: &str) -> Result<Option<i64>
     Ok(row.map(|r| r.0))
 }
 
+/// Whether a row of `table` with this id belongs to ANOTHER user (ids are global, so a
+/// client-supplied id may collide with someone else's record, which must never be touched).
+/// `table` must be a constant of the code.
+pub async fn id_taken_by_other<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
+    db: E,
+    table: &'static str,
+    user_id: &str,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(&format!("SELECT 1 FROM {table} WHERE id = $1 AND user_id <> $2"))
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(db)
+        .await?;
+    Ok(row.is_some())
+}
+
 /// Reads a BIGINT 0/1 column as a bool.
 pub fn flag(row: &sqlx::any::AnyRow, column: &str) -> Result<bool, sqlx::Error> {
     use sqlx::Row;

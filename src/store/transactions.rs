@@ -71,20 +71,6 @@ pub async fn find<'e, E: Executor<'e, Database = Any>>(
     row.as_ref().map(txn_from_row).transpose()
 }
 
-/// Whether a transaction with this id exists for ANOTHER user (ids are global).
-pub async fn id_taken_by_other<'e, E: Executor<'e, Database = Any>>(
-    db: E,
-    user_id: &str,
-    id: &str,
-) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT 1 FROM transactions WHERE id = $1 AND user_id <> $2")
-        .bind(id)
-        .bind(user_id)
-        .fetch_optional(db)
-        .await?;
-    Ok(row.is_some())
-}
-
 /// Adds each delta to its account's balance with one atomic UPDATE per account (in account-id
 /// order). A missing account → 404 `Account not found`; a balance leaving the storable range → 400.
 pub async fn apply_balance_deltas(tx: &mut Tx, user_id: &str, deltas: &[(String, i64)], stamp: i64) -> ApiResult<()> {
