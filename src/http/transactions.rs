@@ -399,8 +399,7 @@ async fn list_transactions(
         end,
         id: None,
     };
-    let rows = transaction_reads::list(&state.db.pool, &auth.id, &filter, limit, offset).await?;
-    let total = transaction_reads::count(&state.db.pool, &auth.id, &filter).await?;
+    let (rows, total) = transaction_reads::list_page(&state.db.pool, &auth.id, &filter, limit, offset).await?;
     Ok(Json(TransactionPage {
         transactions: rows.into_iter().map(|r| view(r, &state)).collect(),
         total,
