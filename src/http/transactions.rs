@@ -505,7 +505,10 @@ async fn create_transaction(
             Ok(account) => account,
             Err(err) => {
                 if let (ApiError::BadRequest(..), Some(category)) = (&err, row.category_id.as_deref()) {
-                    if transaction_reads::category_brief(&mut *tx, &auth.id, category).await?.is_none() {
+                    if transaction_reads::category_brief(&mut *tx, &auth.id, category)
+                        .await?
+                        .is_none()
+                    {
                         return Err(ApiError::not_found("Category not found"));
                     }
                 }
