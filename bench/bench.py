@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Helpers of bench/run.sh (standard library only): wait for /ready and time it, register a
-user, seed transactions through the real API with a small concurrent client, and print the
-markdown report. Not part of the test suite."""
+user, seed transactions through the real API with a small concurrent client (and through the
+sync upload for the sync memory scenario), and print the markdown report. Not part of the test suite."""
 
 import http.client
 import json
@@ -125,6 +125,39 @@ def seed(base, token, account_id, count, clients):
     return 0
 
 
+def sync_seed(base, token, account_id, count, batch):
+    """Uploads `count` expenses for the user through POST /api/v1/sync/upload, `batch` records a
+    request; fails unless every record is applied. Prints the seconds it took."""
+    import uuid
+
+    count, batch = int(count), int(batch)
+    conn = connect(base)
+    now_ms = int(time.time() * 1000)
+    started = time.time()
+    done = 0
+    while done < count:
+        n = min(batch, count - done)
+        records = [
+            {
+                "id": str(uuid.uuid4()),
+                "account_id": account_id,
+                "amount": 1.5,
+                "type": "expense",
+                "date": now_ms - (done + i) * 60000,
+                "description": "Synced bench transaction %d" % (done + i),
+            }
+            for i in range(n)
+        ]
+        status, data = call(conn, "POST", "/api/v1/sync/upload", token, {"data": {"transactions": records}})
+        applied = (data or {}).get("applied", {}).get("transactions") if isinstance(data, dict) else None
+        if status != 200 or applied != n:
+            print("sync upload failed: %s %s" % (status, str(data)[:300]), file=sys.stderr)
+            return 1
+        done += n
+    print("%.1f" % (time.time() - started))
+    return 0
+
+
 def report(results_path, meta_path):
     """Prints the markdown report from the tab-separated results and the meta key=value file."""
     meta = {}
@@ -195,12 +228,34 @@ def report(results_path, meta_path):
     out.append("| time to ready, already-migrated database | %s ms |" % meta.get("ready_ms", "?"))
     out.append("| RSS idle after start (VmRSS) | %s MiB |" % meta.get("rss_idle_mib", "?"))
     out.append("| RSS peak (VmHWM) | %s MiB |" % meta.get("rss_peak_mib", "?"))
+    if meta.get("sync_count"):
+        out.append("")
+        out.append(
+            "Sync memory: a second user with %s transactions uploaded through `POST /api/v1/sync/upload` "
+            "(%s per request, %s s); the peak RSS is reset (`/proc/<pid>/clear_refs`) before each request."
+            % (meta.get("sync_count"), meta.get("sync_batch", "?"), meta.get("sync_seed_seconds", "?"))
+        )
+        out.append("")
+        out.append("| request | response | RSS before | peak RSS during | increase | increase / response |")
+        out.append("|---|---:|---:|---:|---:|---:|")
+        for key, name in (("download", "GET /api/v1/sync/download"), ("pull", "GET /api/v1/sync/pull?last_pulled_at=null")):
+            size = meta.get("sync_%s_bytes" % key)
+            before = meta.get("sync_%s_rss_kib" % key)
+            peak = meta.get("sync_%s_hwm_kib" % key)
+            if not (size and before and peak):
+                continue
+            size, before, peak = int(size), int(before), int(peak)
+            increase = max(peak - before, 0)
+            out.append(
+                "| `%s` | %.1f MiB | %.1f MiB | %.1f MiB | %.1f MiB | %.2f |"
+                % (name, size / 1048576, before / 1024, peak / 1024, increase / 1024, increase * 1024 / size if size else 0)
+            )
     print("\n".join(out))
     return 0
 
 
 def main(argv):
-    commands = {"wait-ready": wait_ready, "register": register, "seed": seed, "report": report}
+    commands = {"wait-ready": wait_ready, "register": register, "seed": seed, "sync-seed": sync_seed, "report": report}
     if len(argv) < 2 or argv[1] not in commands:
         print("usage: bench.py {%s} ARGS..." % ",".join(commands), file=sys.stderr)
         return 2

@@ -8,8 +8,11 @@
 # stops it and starts it again to time start-up on an already-migrated database, registers a
 # user, seeds SEED_COUNT transactions through POST /api/v1/transactions with SEED_CLIENTS
 # concurrent clients, then runs wrk (--latency) for DURATION seconds per scenario, reads the
-# server's RSS from /proc (VmRSS idle after start, VmHWM peak), and runs `pgbench -S` on a
-# scratch database at the same concurrencies for the database's own ceiling.
+# server's RSS from /proc (VmRSS idle after start, VmHWM peak), then seeds a second user with
+# SYNC_COUNT transactions through POST /api/v1/sync/upload and measures the peak RSS of one
+# GET /api/v1/sync/download and one full GET /api/v1/sync/pull against their response sizes,
+# and runs `pgbench -S` on a scratch database at the same concurrencies for the database's own
+# ceiling.
 #
 # Settings (environment):
 #   PG_ADMIN_URL     PostgreSQL URL with rights to create databases
@@ -18,6 +21,8 @@
 #   SEED_COUNT       transactions to seed (10000)     SEED_CLIENTS  concurrent seeding clients (4)
 #   DB_MAX_CONNECTIONS  the server's pool size (10, the server's default)
 #   PGBENCH_SCALE    pgbench -i scale (10)
+#   SYNC_COUNT       transactions of the sync memory scenario's second user (50000; 0 skips it)
+#   SYNC_BATCH       records per POST /api/v1/sync/upload when seeding it (5000)
 #   BENCH_SCENARIOS  ';'-separated "METHOD PATH CONNECTIONS [BODY]" rows, BODY one of
 #                    transaction|debt (default: the scenarios of the performance issue)
 #   SKIP_BUILD=1     use the existing target/release/cashcraft
@@ -38,6 +43,8 @@ SEED_COUNT="${SEED_COUNT:-10000}"
 SEED_CLIENTS="${SEED_CLIENTS:-4}"
 DB_MAX_CONNECTIONS="${DB_MAX_CONNECTIONS:-10}"
 PGBENCH_SCALE="${PGBENCH_SCALE:-10}"
+SYNC_COUNT="${SYNC_COUNT:-50000}"
+SYNC_BATCH="${SYNC_BATCH:-5000}"
 DEFAULT_SCENARIOS="GET /api/v1/accounts 64;GET /api/v1/transactions?limit=50 64;GET /api/v1/transactions/stats 64;GET /api/v1/transactions/stats 8;POST /api/v1/transactions 64 transaction"
 BENCH_SCENARIOS="${BENCH_SCENARIOS:-$DEFAULT_SCENARIOS}"
 
@@ -179,6 +186,42 @@ for scenario in "${scenarios[@]}"; do
   case " ${concurrencies[*]-} " in *" $conns "*) ;; *) concurrencies+=("$conns") ;; esac
 done
 rss_peak_kib="$(kib VmHWM)"
+
+# --- sync memory ---------------------------------------------------------------------------
+# A second user with SYNC_COUNT transactions; the peak RSS (VmHWM, reset through clear_refs just
+# before) of one full download and one full pull, against the size of each response.
+if [ "$SYNC_COUNT" -gt 0 ]; then
+  sync_token="$(python3 "$here/bench.py" register "$url")"
+  sync_account="$(curl -fsS -H "Authorization: Bearer $sync_token" "$url/api/v1/accounts" \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')"
+  say "seeding $SYNC_COUNT transactions of a second user through POST /api/v1/sync/upload ($SYNC_BATCH a request)"
+  sync_seed_seconds="$(python3 "$here/bench.py" sync-seed "$url" "$sync_token" "$sync_account" "$SYNC_COUNT" "$SYNC_BATCH")" \
+    || die "sync seeding failed"
+  psql "$database_url" -qAt -c "VACUUM ANALYZE" >/dev/null
+  {
+    echo "sync_count=$SYNC_COUNT"
+    echo "sync_batch=$SYNC_BATCH"
+    echo "sync_seed_seconds=$sync_seed_seconds"
+  } >>"$work/meta"
+  for kind in download pull; do
+    case "$kind" in
+      download) sync_path="/api/v1/sync/download" ;;
+      pull) sync_path="/api/v1/sync/pull?last_pulled_at=null" ;;
+    esac
+    sleep 1
+    rss_before="$(kib VmRSS)"
+    # "5" resets the peak RSS to the current RSS (proc(5), /proc/<pid>/clear_refs).
+    echo 5 >"/proc/$server_pid/clear_refs" 2>/dev/null || say "warning: cannot reset the peak RSS; the sync rows show the peak since start"
+    say "GET $sync_path"
+    size="$(curl -fsS -o /dev/null -w '%{size_download}' -H "Authorization: Bearer $sync_token" "$url$sync_path")" \
+      || die "GET $sync_path failed"
+    {
+      echo "sync_${kind}_bytes=$size"
+      echo "sync_${kind}_rss_kib=$rss_before"
+      echo "sync_${kind}_hwm_kib=$(kib VmHWM)"
+    } >>"$work/meta"
+  done
+fi
 stop_server
 
 # --- the database's own ceiling ------------------------------------------------------------
@@ -186,6 +229,7 @@ say "pgbench -i -s $PGBENCH_SCALE on a scratch database"
 psql "$PG_ADMIN_URL" -qAt -c "CREATE DATABASE $pgbench_db" >/dev/null
 pgbench -i -q -s "$PGBENCH_SCALE" "$base_url/$pgbench_db" >/dev/null 2>&1
 meta="$work/meta"
+touch "$meta"
 for conns in "${concurrencies[@]}"; do
   jobs=$(( THREADS < conns ? THREADS : conns ))
   say "pgbench -S -c $conns -j $jobs -T $DURATION"

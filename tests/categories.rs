@@ -57,7 +57,7 @@ async fn insert_transaction(app: &TestApp, user_id: &str, category_id: Option<&s
         updated_at: stamp,
         synced_at: None,
     };
-    insert_with_effect(&mut tx, &row, stamp).await.unwrap();
+    insert_with_effect(&mut tx, &row, stamp, false).await.unwrap();
     tx.commit().await.unwrap();
     row.id
 }

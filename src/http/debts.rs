@@ -484,7 +484,7 @@ async fn pay_debt(
         updated_at: stamp,
         synced_at: None,
     };
-    transactions::insert_with_effect(&mut tx, &row, stamp).await?;
+    transactions::insert_with_effect(&mut tx, &row, stamp, false).await?;
     tx.commit().await?;
     Ok(Json(PayResponse {
         message: "Debt payment processed successfully".into(),

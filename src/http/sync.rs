@@ -244,8 +244,74 @@ async fn begin_snapshot(state: &AppState) -> Result<Tx, sqlx::Error> {
     }
 }
 
+/// A response body written piece by piece into chunks of `CHUNK` bytes. A body grown in one
+/// `Vec` doubles its capacity as it grows (up to twice the body reserved, plus the copy of each
+/// regrowth); chunks hold the body once.
+struct ChunkedBody {
+    chunks: Vec<axum::body::Bytes>,
+    current: Vec<u8>,
+    len: usize,
+}
+
+impl ChunkedBody {
+    const CHUNK: usize = 64 * 1024;
+
+    fn new() -> Self {
+        ChunkedBody {
+            chunks: Vec::new(),
+            current: Vec::with_capacity(Self::CHUNK),
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, byte: u8) {
+        self.extend_from_slice(&[byte]);
+    }
+
+    fn extend_from_slice(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len();
+        while !bytes.is_empty() {
+            let room = Self::CHUNK - self.current.len();
+            let (now, rest) = bytes.split_at(room.min(bytes.len()));
+            self.current.extend_from_slice(now);
+            bytes = rest;
+            if self.current.len() == Self::CHUNK {
+                let full = std::mem::replace(&mut self.current, Vec::with_capacity(Self::CHUNK));
+                self.chunks.push(full.into());
+            }
+        }
+    }
+
+    /// The JSON response: its chunks as the body, with their total length.
+    fn into_response(mut self) -> Response {
+        if !self.current.is_empty() {
+            self.chunks.push(std::mem::take(&mut self.current).into());
+        }
+        let stream = futures::stream::iter(self.chunks.into_iter().map(Ok::<_, std::io::Error>));
+        (
+            [
+                (header::CONTENT_TYPE, "application/json".to_string()),
+                (header::CONTENT_LENGTH, self.len.to_string()),
+            ],
+            Body::from_stream(stream),
+        )
+            .into_response()
+    }
+}
+
+impl std::io::Write for ChunkedBody {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Appends `"key":[…]` with each item serialized straight into the body.
-fn write_array<T: Serialize>(out: &mut Vec<u8>, key: &str, items: impl IntoIterator<Item = T>) -> ApiResult<()> {
+fn write_array<T: Serialize>(out: &mut ChunkedBody, key: &str, items: impl IntoIterator<Item = T>) -> ApiResult<()> {
     out.extend_from_slice(format!("\"{key}\":[").as_bytes());
     for (i, item) in items.into_iter().enumerate() {
         if i > 0 {
@@ -259,7 +325,7 @@ fn write_array<T: Serialize>(out: &mut Vec<u8>, key: &str, items: impl IntoItera
 
 /// The caller's whole data, as REST answers it (snake_case records, card numbers masked).
 /// Transactions are written into the body one by one as they come from the database cursor,
-/// so a large history is held once, as the response itself.
+/// in fixed-size chunks, so a large history is held once, as the response itself.
 #[utoipa::path(get, path = "/download", tag = "sync", security(("bearer" = [])), responses(
     (status = 200, description = "`{\"accounts\",\"categories\",\"transactions\",\"debts\",\"exchangeRates\",\"lastSyncAt\",\"userId\"}`", body = Object),
     (status = 401, description = "Not authenticated", body = ErrorBody),
@@ -275,7 +341,7 @@ async fn download(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Re
     let Some((last_sync_at,)) = last_sync else {
         return Err(ApiError::unauthorized("User not found"));
     };
-    let mut out: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut out = ChunkedBody::new();
     out.push(b'{');
     let account_rows = accounts::list(&mut *tx, &auth.id).await?;
     write_array(
@@ -328,7 +394,7 @@ async fn download(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Re
     let tail = serde_json::to_string(&tail).map_err(ApiError::internal)?;
     out.push(b',');
     out.extend_from_slice(&tail.as_bytes()[1..]); // the object's members and closing brace
-    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from(out)).into_response())
+    Ok(out.into_response())
 }
 
 #[derive(Serialize, ToSchema)]
@@ -466,7 +532,7 @@ async fn pull(
         return Err(ApiError::unauthorized("User not found"));
     };
     // The body is written once, row by row, straight from the database cursor.
-    let mut out: Vec<u8> = Vec::with_capacity(4096);
+    let mut out = ChunkedBody::new();
     out.extend_from_slice(b"{\"changes\":{");
     for (i, table) in PULL_TABLES.iter().enumerate() {
         if i > 0 {
@@ -512,7 +578,7 @@ async fn pull(
     }
     out.extend_from_slice(format!("}},\"timestamp\":{clock}}}").as_bytes());
     tx.commit().await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], Body::from(out)).into_response())
+    Ok(out.into_response())
 }
 
 async fn write_rows(
@@ -522,7 +588,7 @@ async fn write_rows(
     sql: &str,
     user_id: &str,
     since: i64,
-    out: &mut Vec<u8>,
+    out: &mut ChunkedBody,
 ) -> ApiResult<()> {
     let mut rows = sqlx::query(sql).bind(user_id).bind(since).fetch(&mut **tx);
     let mut first = true;

@@ -399,8 +399,7 @@ async fn list_transactions(
         end,
         id: None,
     };
-    let rows = transaction_reads::list(&state.db.pool, &auth.id, &filter, limit, offset).await?;
-    let total = transaction_reads::count(&state.db.pool, &auth.id, &filter).await?;
+    let (rows, total) = transaction_reads::list_page(&state.db.pool, &auth.id, &filter, limit, offset).await?;
     Ok(Json(TransactionPage {
         transactions: rows.into_iter().map(|r| view(r, &state)).collect(),
         total,
@@ -464,6 +463,7 @@ async fn create_transaction(
         // Unreachable after validation of a create; answered as a validation failure anyway.
         return Err(ApiError::invalid(FieldError::body("", "Missing required fields")));
     };
+    let client_id = id.is_some();
     let row = TxnRow {
         id: id.unwrap_or_else(|| Uuid::new_v4().to_string()),
         user_id: auth.id.clone(),
@@ -483,15 +483,59 @@ async fn create_transaction(
         synced_at: None,
     };
     check_transfer(&row)?;
-    check_references(&mut tx, &row, None).await?;
-    if let Err(err) = transactions::insert_with_effect(&mut tx, &row, stamp).await {
-        return Err(if is_duplicate(&err) {
+    let duplicate = |err: ApiError| {
+        if is_duplicate(&err) {
             ApiError::conflict("Id is already in use")
         } else {
             err
-        });
-    }
-    let written = read_back(&mut tx, &state, &auth.id, &row.id).await?;
+        }
+    };
+    let written = if row.kind == TxnKind::Transfer {
+        check_references(&mut tx, &row, None).await?;
+        transactions::insert_with_effect(&mut tx, &row, stamp, client_id)
+            .await
+            .map_err(duplicate)?;
+        read_back(&mut tx, &state, &auth.id, &row.id).await?
+    } else {
+        // One account: its balance UPDATE checks that it is the caller's (404 `Account not
+        // found`) and answers its embed; the category is read once for the check and the embed.
+        // The checks answer in the same order as `check_references`: account, category, then
+        // the balance range.
+        let account = match transactions::apply_single_effect(&mut tx, &row, stamp).await {
+            Ok(account) => account,
+            Err(err) => {
+                if let (ApiError::BadRequest(..), Some(category)) = (&err, row.category_id.as_deref()) {
+                    if transaction_reads::category_brief(&mut *tx, &auth.id, category)
+                        .await?
+                        .is_none()
+                    {
+                        return Err(ApiError::not_found("Category not found"));
+                    }
+                }
+                return Err(err);
+            }
+        };
+        let category = match row.category_id.as_deref() {
+            Some(category) => Some(
+                transaction_reads::category_brief(&mut *tx, &auth.id, category)
+                    .await?
+                    .ok_or_else(|| ApiError::not_found("Category not found"))?,
+            ),
+            None => None,
+        };
+        transactions::insert_row(&mut tx, &row, stamp, client_id)
+            .await
+            .map_err(duplicate)?;
+        view(
+            TxnWithRefs {
+                txn: row,
+                account: Some(account),
+                to_account: None,
+                category,
+            },
+            &state,
+        )
+    };
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(written)))
 }

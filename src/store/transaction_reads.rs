@@ -1,5 +1,5 @@
 //! Reads of transactions: the filtered, paged list with the embedded account, target account and
-//! category (one JOIN query plus one COUNT), and the aggregates behind the transaction statistics.
+//! category and the total count in one query, and the aggregates behind the transaction statistics.
 
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
@@ -100,14 +100,15 @@ pub struct TxnWithRefs {
     pub category: Option<CategoryBrief>,
 }
 
-const SELECT_WITH_REFS: &str = "SELECT t.id AS id, t.user_id AS user_id, t.account_id AS account_id, \
+const SELECT_WITH_REFS_HEAD: &str = "SELECT t.id AS id, t.user_id AS user_id, t.account_id AS account_id, \
      t.category_id AS category_id, t.amount AS amount, t.type AS type, t.date AS date, \
      t.description AS description, t.to_account_id AS to_account_id, t.created_at AS created_at, \
      t.updated_at AS updated_at, t.synced_at AS synced_at, \
      a.id AS a_id, a.name AS a_name, a.type AS a_type, a.currency AS a_currency, \
      ta.id AS ta_id, ta.name AS ta_name, ta.type AS ta_type, ta.currency AS ta_currency, \
-     c.id AS c_id, c.name AS c_name, c.icon AS c_icon, c.color AS c_color \
-     FROM transactions t \
+     c.id AS c_id, c.name AS c_name, c.icon AS c_icon, c.color AS c_color";
+
+const SELECT_WITH_REFS_FROM: &str = "FROM transactions t \
      LEFT JOIN accounts a ON a.id = t.account_id AND a.user_id = t.user_id \
      LEFT JOIN accounts ta ON ta.id = t.to_account_id AND ta.user_id = t.user_id \
      LEFT JOIN categories c ON c.id = t.category_id AND c.user_id = t.user_id";
@@ -142,18 +143,22 @@ fn with_refs_from_row(row: &AnyRow) -> Result<TxnWithRefs, sqlx::Error> {
     })
 }
 
-/// One page of the user's transactions matching `filter`, newest first (date, then creation).
-pub async fn list<'e, E: Executor<'e, Database = Any>>(
-    db: E,
+/// One page of the user's transactions matching `filter`, newest first (date, then creation,
+/// then id), and how many match in all. The count rides along in the page query (an
+/// uncorrelated subquery, evaluated once); only an empty page needs a query of its own.
+pub async fn list_page(
+    db: &sqlx::AnyPool,
     user_id: &str,
     filter: &TxnFilter,
     limit: i64,
     offset: i64,
-) -> Result<Vec<TxnWithRefs>, sqlx::Error> {
+) -> Result<(Vec<TxnWithRefs>, i64), sqlx::Error> {
     let (condition, mut params) = where_clause(user_id, filter);
     let n = params.len();
+    // The subquery's `t` shadows the outer one, so the same condition and parameters serve both.
     let sql = format!(
-        "{SELECT_WITH_REFS} WHERE {condition} ORDER BY t.date DESC, t.created_at DESC, t.id DESC \
+        "{SELECT_WITH_REFS_HEAD}, (SELECT COUNT(*) FROM transactions t WHERE {condition}) AS total_count \
+         {SELECT_WITH_REFS_FROM} WHERE {condition} ORDER BY t.date DESC, t.created_at DESC, t.id DESC \
          LIMIT ${} OFFSET ${}",
         n + 1,
         n + 2
@@ -161,7 +166,12 @@ pub async fn list<'e, E: Executor<'e, Database = Any>>(
     params.push(Param::Int(limit));
     params.push(Param::Int(offset));
     let rows = bind_all(sqlx::query(&sql), params).fetch_all(db).await?;
-    rows.iter().map(with_refs_from_row).collect()
+    let total = match rows.first() {
+        Some(row) => row.try_get("total_count")?,
+        None => count(db, user_id, filter).await?,
+    };
+    let page = rows.iter().map(with_refs_from_row).collect::<Result<_, _>>()?;
+    Ok((page, total))
 }
 
 /// How many of the user's transactions match `filter`.
@@ -187,7 +197,7 @@ pub async fn find_with_refs<'e, E: Executor<'e, Database = Any>>(
         ..TxnFilter::default()
     };
     let (condition, params) = where_clause(user_id, &filter);
-    let sql = format!("{SELECT_WITH_REFS} WHERE {condition}");
+    let sql = format!("{SELECT_WITH_REFS_HEAD} {SELECT_WITH_REFS_FROM} WHERE {condition}");
     let row = bind_all(sqlx::query(&sql), params).fetch_optional(db).await?;
     row.as_ref().map(with_refs_from_row).transpose()
 }
@@ -222,12 +232,15 @@ pub async fn flow_groups<'e, E: Executor<'e, Database = Any>>(
         ..TxnFilter::default()
     };
     let (condition, params) = where_clause(user_id, &filter);
+    // Aggregated first (an index-only scan of `transactions_user_stats_idx` in group order),
+    // then the few groups are joined to their account's rate.
     let sql = format!(
-        "SELECT t.type AS type, t.category_id AS category_id, t.account_id AS account_id, \
-         COALESCE(a.exchange_rate, 100000000) AS exchange_rate, COUNT(*) AS n, \
-         CAST(SUM(t.amount) AS BIGINT) AS total \
-         FROM transactions t LEFT JOIN accounts a ON a.id = t.account_id AND a.user_id = t.user_id \
-         WHERE {condition} GROUP BY t.type, t.category_id, t.account_id, a.exchange_rate"
+        "SELECT g.type AS type, g.category_id AS category_id, g.account_id AS account_id, \
+         COALESCE(a.exchange_rate, 100000000) AS exchange_rate, g.n AS n, g.total AS total \
+         FROM (SELECT t.type AS type, t.category_id AS category_id, t.account_id AS account_id, \
+         COUNT(*) AS n, CAST(SUM(t.amount) AS BIGINT) AS total \
+         FROM transactions t WHERE {condition} GROUP BY t.type, t.category_id, t.account_id) g \
+         LEFT JOIN accounts a ON a.id = g.account_id AND a.user_id = $1"
     );
     let rows = bind_all(sqlx::query(&sql), params).fetch_all(db).await?;
     rows.iter()
@@ -287,6 +300,28 @@ pub async fn day_groups<'e, E: Executor<'e, Database = Any>>(
             })
         })
         .collect()
+}
+
+/// The user's category `id` as a transaction embeds it.
+pub async fn category_brief<'e, E: Executor<'e, Database = Any>>(
+    db: E,
+    user_id: &str,
+    id: &str,
+) -> Result<Option<CategoryBrief>, sqlx::Error> {
+    let row = sqlx::query("SELECT id, name, icon, color FROM categories WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(user_id)
+        .fetch_optional(db)
+        .await?;
+    row.map(|row| {
+        Ok(CategoryBrief {
+            id: row.try_get("id")?,
+            name: row.try_get("name")?,
+            icon: row.try_get("icon")?,
+            color: row.try_get("color")?,
+        })
+    })
+    .transpose()
 }
 
 /// Whether the user holds a category with this id.

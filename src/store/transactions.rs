@@ -4,6 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 
+use super::transaction_reads::AccountBrief;
 use super::{tombstones, Tx};
 use crate::domain::ledger::{balance_effects, net_effects, TxnKind};
 use crate::domain::money::MAX_STORED_UNITS;
@@ -89,25 +90,70 @@ pub async fn apply_balance_deltas(tx: &mut Tx, user_id: &str, deltas: &[(String,
         .execute(&mut **tx)
         .await?;
         if done.rows_affected() != 1 {
-            let exists = sqlx::query("SELECT 1 FROM accounts WHERE id = $1 AND user_id = $2")
-                .bind(account_id)
-                .bind(user_id)
-                .fetch_optional(&mut **tx)
-                .await?
-                .is_some();
-            return Err(if exists {
-                ApiError::bad_request("The resulting account balance is out of range")
-            } else {
-                ApiError::not_found("Account not found")
-            });
+            return Err(balance_failure(tx, user_id, account_id).await);
         }
     }
     Ok(())
 }
 
-/// Inserts a transaction and applies its balance effect. `row.description` must already be
-/// encrypted. `stamp` comes from `store::take_change_stamp`.
-pub async fn insert_with_effect(tx: &mut Tx, row: &TxnRow, stamp: i64) -> ApiResult<()> {
+/// Applies the balance effect of a new income or expense (`row.kind` is not a transfer, so one
+/// account) with one atomic UPDATE, which is also the check that the account is the caller's,
+/// and answers that account as a transaction embeds it. Errors as `apply_balance_deltas`.
+pub async fn apply_single_effect(tx: &mut Tx, row: &TxnRow, stamp: i64) -> ApiResult<AccountBrief> {
+    let effects = net_effects(&[], &row.effects());
+    let [(account_id, delta)] = effects.as_slice() else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "apply_single_effect needs a one-account effect"
+        )));
+    };
+    let limit = MAX_STORED_UNITS * 100;
+    let updated = sqlx::query(
+        "UPDATE accounts SET balance = balance + $1, updated_at = $2, server_updated_at = $2 \
+         WHERE id = $3 AND user_id = $4 AND balance + $1 BETWEEN $5 AND $6 \
+         RETURNING id, name, type, currency",
+    )
+    .bind(*delta)
+    .bind(stamp)
+    .bind(account_id)
+    .bind(&row.user_id)
+    .bind(-limit)
+    .bind(limit)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match updated {
+        Some(found) => Ok(AccountBrief {
+            id: found.try_get("id")?,
+            name: found.try_get("name")?,
+            kind: found.try_get("type")?,
+            currency: found.try_get("currency")?,
+        }),
+        None => Err(balance_failure(tx, &row.user_id, account_id).await),
+    }
+}
+
+/// Why a balance UPDATE matched no row: the account is missing (404) or the balance would leave
+/// the storable range (400).
+async fn balance_failure(tx: &mut Tx, user_id: &str, account_id: &str) -> ApiError {
+    let exists = sqlx::query("SELECT 1 FROM accounts WHERE id = $1 AND user_id = $2")
+        .bind(account_id)
+        .bind(user_id)
+        .fetch_optional(&mut **tx)
+        .await;
+    match exists {
+        Ok(Some(_)) => ApiError::bad_request(BALANCE_OUT_OF_RANGE),
+        Ok(None) => ApiError::not_found("Account not found"),
+        Err(err) => err.into(),
+    }
+}
+
+/// The message of a balance that would leave the storable range.
+pub const BALANCE_OUT_OF_RANGE: &str = "The resulting account balance is out of range";
+
+/// Inserts a transaction row without touching any balance (see `insert_with_effect` and
+/// `apply_single_effect`). `row.description` must already be encrypted. `client_id`: the id was
+/// chosen by a client, so a tombstone of a deleted record with that id may exist and is
+/// forgotten (a server-generated UUID has none).
+pub async fn insert_row(tx: &mut Tx, row: &TxnRow, stamp: i64, client_id: bool) -> ApiResult<()> {
     sqlx::query(
         "INSERT INTO transactions (id, user_id, account_id, category_id, amount, type, date, description, \
          to_account_id, created_at, updated_at, synced_at, server_created_at, server_updated_at) \
@@ -128,7 +174,16 @@ pub async fn insert_with_effect(tx: &mut Tx, row: &TxnRow, stamp: i64) -> ApiRes
     .bind(stamp)
     .execute(&mut **tx)
     .await?;
-    tombstones::forget(tx, "transactions", &row.user_id, &row.id).await?;
+    if client_id {
+        tombstones::forget(tx, "transactions", &row.user_id, &row.id).await?;
+    }
+    Ok(())
+}
+
+/// Inserts a transaction and applies its balance effect. `row.description` must already be
+/// encrypted. `stamp` comes from `store::take_change_stamp`; `client_id` as in `insert_row`.
+pub async fn insert_with_effect(tx: &mut Tx, row: &TxnRow, stamp: i64, client_id: bool) -> ApiResult<()> {
+    insert_row(tx, row, stamp, client_id).await?;
     let effects = net_effects(&[], &row.effects());
     apply_balance_deltas(tx, &row.user_id, &effects, stamp).await
 }
