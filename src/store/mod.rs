@@ -71,11 +71,6 @@ impl Db {
                 .after_connect(|conn, _meta| {
                     Box::pin(async move {
                         conn.execute("SET statement_timeout = '15s'").await?;
-                        // Plan every execution for its parameters. With PostgreSQL's default, a
-                        // prepared statement switches to a generic plan after five runs; where
-                        // one user holds most rows (a self-hosted install) that plan assumes the
-                        // user filter matches everything and scans the whole table.
-                        conn.execute("SET plan_cache_mode = force_custom_plan").await?;
                         Ok(())
                     })
                 })
