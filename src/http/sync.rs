@@ -861,20 +861,10 @@ async fn delete_synced(tx: &mut Tx, table: &'static Table, user_id: &str, id: &s
             crate::store::accounts::delete_transactions_of(tx, user_id, id, stamp).await?;
         }
         "categories" => {
-            sqlx::query("UPDATE transactions SET category_id = NULL, server_updated_at = $1 WHERE user_id = $2 AND category_id = $3")
-                .bind(stamp)
-                .bind(user_id)
-                .bind(id)
-                .execute(&mut **tx)
-                .await?;
+            crate::store::categories::detach_transactions(tx, user_id, id, stamp).await?;
         }
         _ => {}
     }
-    tombstones::record(tx, table.table, user_id, stamp, "id = $3", Some(id)).await?;
-    sqlx::query(&format!("DELETE FROM {} WHERE id = $1 AND user_id = $2", table.table))
-        .bind(id)
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
+    tombstones::delete_row(tx, table.table, user_id, id, stamp).await?;
     Ok(())
 }

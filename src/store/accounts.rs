@@ -292,12 +292,7 @@ pub async fn delete_with_transactions(tx: &mut Tx, account: &AccountRow, stamp: 
     let user_id = account.user_id.as_str();
     let id = account.id.as_str();
     delete_transactions_of(tx, user_id, id, stamp).await?;
-    tombstones::record(tx, "accounts", user_id, stamp, "id = $3", Some(id)).await?;
-    sqlx::query("DELETE FROM accounts WHERE id = $1 AND user_id = $2")
-        .bind(id)
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
+    tombstones::delete_row(tx, "accounts", user_id, id, stamp).await?;
     sqlx::query(
         "UPDATE accounts SET linked_account_id = NULL, updated_at = $1, server_updated_at = $1 \
          WHERE user_id = $2 AND linked_account_id = $3",

@@ -141,18 +141,17 @@ pub async fn update(tx: &mut Tx, row: &CategoryRow, stamp: i64) -> Result<(), sq
 
 /// Deletes one category of the user (tombstone first); answers whether it was there.
 pub async fn delete(tx: &mut Tx, user_id: &str, id: &str, stamp: i64) -> Result<bool, sqlx::Error> {
-    tombstones::record(tx, "categories", user_id, stamp, "id = $3", Some(id)).await?;
-    let done = sqlx::query("DELETE FROM categories WHERE id = $1 AND user_id = $2")
-        .bind(id)
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(done.rows_affected() > 0)
+    tombstones::delete_row(tx, "categories", user_id, id, stamp).await
 }
 
 /// Detaches the user's transactions from a category (category_id → null), stamping them so
 /// that an incremental pull sees the change.
-async fn detach_transactions(tx: &mut Tx, user_id: &str, category_id: &str, stamp: i64) -> Result<u64, sqlx::Error> {
+pub async fn detach_transactions(
+    tx: &mut Tx,
+    user_id: &str,
+    category_id: &str,
+    stamp: i64,
+) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE transactions SET category_id = NULL, updated_at = $1, server_updated_at = $1 \
          WHERE user_id = $2 AND category_id = $3",

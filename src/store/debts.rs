@@ -143,13 +143,7 @@ pub async fn update(tx: &mut Tx, row: &DebtRow, stamp: i64) -> Result<(), sqlx::
 
 /// Deletes one debt of the user (tombstone first); answers whether it was there.
 pub async fn delete(tx: &mut Tx, user_id: &str, id: &str, stamp: i64) -> Result<bool, sqlx::Error> {
-    tombstones::record(tx, "debts", user_id, stamp, "id = $3", Some(id)).await?;
-    let done = sqlx::query("DELETE FROM debts WHERE id = $1 AND user_id = $2")
-        .bind(id)
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(done.rows_affected() > 0)
+    tombstones::delete_row(tx, "debts", user_id, id, stamp).await
 }
 
 /// Takes `amount` cents off the debt with one conditional UPDATE that only applies while the

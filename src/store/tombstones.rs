@@ -80,3 +80,21 @@ pub async fn forget(tx: &mut Tx, table: &'static str, user_id: &str, record_id: 
         .await?;
     Ok(())
 }
+
+/// Deletes one row of a synced `table` of the user by id, recording its tombstone first;
+/// answers whether it was there. `table` must be a constant of the code.
+pub async fn delete_row(
+    tx: &mut Tx,
+    table: &'static str,
+    user_id: &str,
+    id: &str,
+    stamp: i64,
+) -> Result<bool, sqlx::Error> {
+    record(tx, table, user_id, stamp, "id = $3", Some(id)).await?;
+    let done = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1 AND user_id = $2"))
+        .bind(id)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}

@@ -217,13 +217,7 @@ pub async fn update_with_effect(tx: &mut Tx, old: &TxnRow, new: &TxnRow, stamp: 
 /// Deletes a transaction and reverses its balance effect; answers false when it was not there
 /// any more (a concurrent delete won), in which case nothing is changed.
 pub async fn delete_with_effect(tx: &mut Tx, row: &TxnRow, stamp: i64) -> ApiResult<bool> {
-    tombstones::record(tx, "transactions", &row.user_id, stamp, "id = $3", Some(&row.id)).await?;
-    let done = sqlx::query("DELETE FROM transactions WHERE id = $1 AND user_id = $2")
-        .bind(&row.id)
-        .bind(&row.user_id)
-        .execute(&mut **tx)
-        .await?;
-    if done.rows_affected() == 0 {
+    if !tombstones::delete_row(tx, "transactions", &row.user_id, &row.id, stamp).await? {
         return Ok(false);
     }
     let effects = net_effects(&row.effects(), &[]);
