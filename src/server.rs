@@ -89,6 +89,7 @@ impl Application {
             rate_limiter,
             google,
             rates,
+            flow_cache: crate::store::read_cache::ReadCache::new(10_000),
         });
         // Serve the stored rates from the first request on (the refresh runs in the background).
         if migrated {

@@ -22,6 +22,8 @@ pub struct Inner {
     pub google: crate::auth::google::GoogleVerifier,
     /// Exchange rates: the in-memory snapshot, refreshes and conversion.
     pub rates: crate::rates::Rates,
+    /// Grouped transaction sums per user and range, valid while the user's change clock stays.
+    pub flow_cache: crate::store::read_cache::ReadCache<Vec<crate::store::transaction_reads::FlowGroup>>,
 }
 
 impl std::ops::Deref for AppState {

@@ -743,3 +743,50 @@ both_databases!(
         assert_eq!(page["total"], json!(0), "every delete happened, before or after its update");
     }
 );
+
+both_databases!(
+    async fn stats_follow_every_write_at_once(app) {
+        let token = guest(&app).await;
+        let cash = default_account(&app, &token).await;
+        let income = |stats: &Value| stats["totalIncome"].clone();
+        let expense = |stats: &Value| stats["totalExpense"].clone();
+        let (_, stats) = app.get("/api/v1/transactions/stats", Some(&token)).await;
+        assert_eq!((income(&stats), stats["transactionsCount"].clone()), (json!(0), json!(0)));
+        // Asked twice without a write in between: the same answer.
+        let (_, again) = app.get("/api/v1/transactions/stats", Some(&token)).await;
+        assert_eq!(stats, again);
+
+        let created = create_txn(&app, &token, json!({"accountId": cash, "amount": 10, "type": "income", "date": "2026-01-01"})).await;
+        let id = created["id"].as_str().unwrap().to_string();
+        let (_, stats) = app.get("/api/v1/transactions/stats", Some(&token)).await;
+        assert_eq!((income(&stats), stats["transactionsCount"].clone()), (json!(10), json!(1)));
+
+        let (status, _) = app.put(&format!("/api/v1/transactions/{id}"), Some(&token), json!({"type": "expense"})).await;
+        assert_eq!(status, 200);
+        let (_, stats) = app.get("/api/v1/transactions/stats", Some(&token)).await;
+        assert_eq!((income(&stats), expense(&stats)), (json!(0), json!(10)));
+
+        // A change of the account's rate changes the converted sums.
+        let (status, _) = app.put(&format!("/api/v1/accounts/{cash}"), Some(&token), json!({"exchangeRate": 2})).await;
+        assert_eq!(status, 200);
+        let (_, stats) = app.get("/api/v1/transactions/stats", Some(&token)).await;
+        assert_eq!(expense(&stats), json!(20));
+
+        // Writes by sync count too.
+        let upload = json!({"data": {"transactions": [{"id": uuid::Uuid::new_v4().to_string(), "account_id": cash,
+            "amount": 5, "type": "income", "date": "2026-01-02T00:00:00.000Z"}]}});
+        let (status, _) = app.post("/api/v1/sync/upload", Some(&token), upload).await;
+        assert_eq!(status, 200);
+        let (_, stats) = app.get("/api/v1/transactions/stats", Some(&token)).await;
+        assert_eq!((income(&stats), stats["transactionsCount"].clone()), (json!(10), json!(2)));
+
+        let (status, _) = app.delete(&format!("/api/v1/transactions/{id}"), Some(&token)).await;
+        assert_eq!(status, 204);
+        let (_, stats) = app.get("/api/v1/transactions/stats", Some(&token)).await;
+        assert_eq!((expense(&stats), stats["transactionsCount"].clone()), (json!(0), json!(1)));
+        let (status, _) = app.post("/api/v1/auth/reset", Some(&token), json!({})).await;
+        assert_eq!(status, 200);
+        let (status, stats) = app.get("/api/v1/transactions/stats", Some(&token)).await;
+        assert_eq!((status.as_u16(), stats["transactionsCount"].clone()), (200, json!(0)));
+    }
+);

@@ -53,6 +53,9 @@ pub struct AuthUser {
     pub id: String,
     pub is_premium: bool,
     pub is_guest: bool,
+    /// The user's change clock when the request began (see `store::take_change_stamp`): data
+    /// read for this value cannot have changed while it stays the same.
+    pub change_clock: i64,
 }
 
 impl FromRequestParts<AppState> for AuthUser {
@@ -79,6 +82,7 @@ impl FromRequestParts<AppState> for AuthUser {
         Ok(AuthUser {
             is_premium: users::has_premium(caller.is_premium, caller.premium_expires_at, now_ms()),
             is_guest: caller.is_guest,
+            change_clock: caller.change_clock,
             id: user_id,
         })
     }

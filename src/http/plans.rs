@@ -40,6 +40,7 @@ mod tests {
             id: "u".into(),
             is_premium,
             is_guest: false,
+            change_clock: 0,
         }
     }
 

@@ -2,6 +2,7 @@
 //! update by client id), partial update and delete with their balance effects, and statistics.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -661,7 +662,17 @@ async fn transaction_stats(
     );
     checks.finish()?;
 
-    let flows = transaction_reads::flow_groups(&state.db.pool, &auth.id, start, end).await?;
+    // The dashboard asks for the same figures again and again between writes: reuse them while
+    // the user's change clock has not moved.
+    let key = format!("{}|{start:?}|{end:?}", auth.id);
+    let flows = match state.flow_cache.get(&key, auth.change_clock) {
+        Some(flows) => flows,
+        None => {
+            let flows = Arc::new(transaction_reads::flow_groups(&state.db.pool, &auth.id, start, end).await?);
+            state.flow_cache.put(key, auth.change_clock, flows.clone());
+            flows
+        }
+    };
     let mut stats = TransactionStats {
         total_income: Total::default(),
         total_expense: Total::default(),
@@ -671,7 +682,7 @@ async fn transaction_stats(
         groups: Vec::new(),
     };
     let mut groups: BTreeMap<Option<String>, StatsGroup> = BTreeMap::new();
-    for flow in &flows {
+    for flow in flows.iter() {
         stats.transactions_count += flow.count;
         let key = match group_by {
             Some("category") => Some(flow.category_id.clone()),

@@ -112,6 +112,7 @@ pub mod accounts;
 pub mod categories;
 pub mod debts;
 pub mod rates;
+pub mod read_cache;
 pub mod refresh_tokens;
 pub mod sync;
 pub mod tombstones;

@@ -274,10 +274,12 @@ pub struct Caller {
     pub is_premium: bool,
     pub premium_expires_at: Option<Millis>,
     pub is_guest: bool,
+    /// The user's change clock: it moves with every write to their data.
+    pub change_clock: i64,
 }
 
 pub async fn find_caller<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -> Result<Option<Caller>, sqlx::Error> {
-    let row = sqlx::query("SELECT is_premium, premium_expires_at, is_guest FROM users WHERE id = $1")
+    let row = sqlx::query("SELECT is_premium, premium_expires_at, is_guest, change_clock FROM users WHERE id = $1")
         .bind(id)
         .fetch_optional(db)
         .await?;
@@ -286,6 +288,7 @@ pub async fn find_caller<'e, E: Executor<'e, Database = Any>>(db: E, id: &str) -
             is_premium: flag(&row, "is_premium")?,
             premium_expires_at: row.try_get("premium_expires_at")?,
             is_guest: flag(&row, "is_guest")?,
+            change_clock: row.try_get("change_clock")?,
         })
     })
     .transpose()
