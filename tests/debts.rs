@@ -3,35 +3,8 @@
 
 mod common;
 
-use common::TestApp;
+use common::{default_account_id as default_account, register_user as register, TestApp};
 use serde_json::{json, Value};
-
-/// Registers a user; answers (access token, user id).
-async fn register(app: &TestApp) -> (String, String) {
-    let email = format!("u{}@example.com", uuid::Uuid::new_v4().simple());
-    let (status, body) = app
-        .post(
-            "/api/v1/auth/register",
-            None,
-            json!({"email": email, "password": "secret123"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    (
-        body["accessToken"].as_str().unwrap().to_string(),
-        body["user"]["id"].as_str().unwrap().to_string(),
-    )
-}
-
-/// The id of the user's default account (the accounts endpoints live elsewhere).
-async fn default_account(app: &TestApp, user_id: &str) -> String {
-    let (id,): (String,) = sqlx::query_as("SELECT id FROM accounts WHERE user_id = $1")
-        .bind(user_id)
-        .fetch_one(&app.state.db.pool)
-        .await
-        .unwrap();
-    id
-}
 
 /// An account's balance in cents.
 async fn balance(app: &TestApp, account_id: &str) -> i64 {

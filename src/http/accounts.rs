@@ -164,13 +164,10 @@ fn validate_account_body(body: AccountBody, creating: bool) -> ApiResult<(Option
     let mut checks = Checks::new();
     let mut patch = AccountPatch::default();
 
-    let id = match body.id.as_deref() {
-        Some(raw) if creating => {
-            let parsed = parse_uuid(raw);
-            checks.body(parsed.is_some(), "id", "Invalid id");
-            parsed
-        }
-        _ => None,
+    let id = if creating {
+        checks.client_id(body.id.as_deref())
+    } else {
+        None
     };
 
     match body.name.as_deref().map(str::trim) {

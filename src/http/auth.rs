@@ -163,6 +163,31 @@ pub struct RegisterBody {
     display_name: Option<String>,
 }
 
+/// Checks the credentials of a new account (register, guest upgrade): a valid email (answered
+/// trimmed and lower-cased), a 6–128 character password, and an optional display name of at
+/// most 100 characters (absent or blank: the part of the email before `@`).
+fn check_new_credentials(
+    email: &Option<String>,
+    password: &Option<String>,
+    display_name: &Option<String>,
+) -> ApiResult<(String, String)> {
+    let email = normalize_email(email.as_deref().unwrap_or(""));
+    let mut checks = Checks::new();
+    checks.body(is_valid_email(&email), "email", "Please provide a valid email");
+    check_password(&mut checks, "password", password.as_deref());
+    let display_name = display_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    checks.body(
+        display_name.is_none_or(|n| n.chars().count() <= 100),
+        "displayName",
+        "Display name must be at most 100 characters",
+    );
+    checks.finish()?;
+    let display_name = display_name
+        .map(str::to_string)
+        .unwrap_or_else(|| email.split('@').next().unwrap_or("").to_string());
+    Ok((email, display_name))
+}
+
 /// Checks a new password: 6 to 128 characters.
 pub fn check_password(checks: &mut Checks, field: &str, password: Option<&str>) {
     let len = password.map(|p| p.chars().count()).unwrap_or(0);
@@ -182,25 +207,11 @@ async fn register(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RegisterBody>,
 ) -> ApiResult<(StatusCode, Json<AuthResponse>)> {
-    let email = normalize_email(body.email.as_deref().unwrap_or(""));
-    let mut checks = Checks::new();
-    checks.body(is_valid_email(&email), "email", "Please provide a valid email");
-    check_password(&mut checks, "password", body.password.as_deref());
-    let display_name = body.display_name.as_deref().map(str::trim).filter(|n| !n.is_empty());
-    checks.body(
-        display_name.is_none_or(|n| n.chars().count() <= 100),
-        "displayName",
-        "Display name must be at most 100 characters",
-    );
-    checks.finish()?;
-
+    let (email, display_name) = check_new_credentials(&body.email, &body.password, &body.display_name)?;
     if users::find_by_email(&state.db.pool, &email).await?.is_some() {
         return Err(ApiError::conflict("User with this email already exists"));
     }
     let hash = password::hash(body.password.unwrap_or_default()).await?;
-    let display_name = display_name
-        .map(str::to_string)
-        .unwrap_or_else(|| email.split('@').next().unwrap_or("").to_string());
     let mut tx = state.db.begin_write().await?;
     let new = NewUser {
         email: &email,
@@ -621,22 +632,11 @@ async fn upgrade(
     if !auth.is_guest {
         return Err(ApiError::bad_request("Only guest accounts can be upgraded"));
     }
-    let email = normalize_email(body.email.as_deref().unwrap_or(""));
-    let mut checks = Checks::new();
-    checks.body(is_valid_email(&email), "email", "Please provide a valid email");
-    check_password(&mut checks, "password", body.password.as_deref());
-    if body.display_name.is_some() {
-        check_display_name(&mut checks, body.display_name.as_deref());
-    }
-    checks.finish()?;
+    let (email, display_name) = check_new_credentials(&body.email, &body.password, &body.display_name)?;
     if users::find_by_email(&state.db.pool, &email).await?.is_some() {
         return Err(ApiError::conflict("User with this email already exists"));
     }
     let hash = password::hash(body.password.unwrap_or_default()).await?;
-    let display_name = match body.display_name.as_deref().map(str::trim) {
-        Some(name) => name.to_string(),
-        None => email.split('@').next().unwrap_or("").to_string(),
-    };
     let mut tx = state.db.begin_write().await?;
     match users::upgrade_guest(&mut *tx, &auth.id, &email, &hash, &display_name).await {
         Ok(true) => {}

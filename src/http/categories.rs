@@ -15,7 +15,7 @@ use super::auth::AuthUser;
 use super::error::{is_unique_violation, ApiError, ApiResult, ErrorBody};
 use super::extract::{ApiJson, ApiPath};
 use super::plans::ensure_category_limit;
-use super::validate::{is_hex_color, parse_uuid, Checks};
+use super::validate::{is_hex_color, Checks};
 use crate::domain::time::Iso;
 use crate::state::AppState;
 use crate::store::categories::{self, CategoryRow};
@@ -191,14 +191,7 @@ async fn create_category(
     ApiJson(body): ApiJson<CategoryBody>,
 ) -> ApiResult<(StatusCode, Json<CategoryRecord>)> {
     let mut checks = Checks::new();
-    let id = match body.id.as_deref() {
-        Some(raw) => {
-            let id = parse_uuid(raw);
-            checks.body(id.is_some(), "id", "Invalid id");
-            id
-        }
-        None => None,
-    };
+    let id = checks.client_id(body.id.as_deref());
     check_name(&mut checks, body.name.as_deref(), true);
     check_type(&mut checks, body.kind.as_deref(), true);
     check_icon(&mut checks, body.icon.as_deref(), true);

@@ -267,14 +267,7 @@ async fn create_debt(
     ApiJson(body): ApiJson<DebtBody>,
 ) -> ApiResult<(StatusCode, Json<DebtRecord>)> {
     let mut checks = Checks::new();
-    let id = match body.id.as_deref() {
-        Some(raw) => {
-            let id = parse_uuid(raw);
-            checks.body(id.is_some(), "id", "Invalid id");
-            id
-        }
-        None => None,
-    };
+    let id = checks.client_id(body.id.as_deref());
     check_type(&mut checks, body.kind.as_deref(), true);
     check_name(&mut checks, body.name.as_deref(), true);
     check_amount(&mut checks, body.amount, true);

@@ -128,13 +128,10 @@ fn validate_transaction_body(body: TransactionBody, creating: bool) -> ApiResult
     let mut checks = Checks::new();
     let mut patch = TxnPatch::default();
 
-    let id = match body.id.as_deref() {
-        Some(raw) if creating => {
-            let parsed = parse_uuid(raw);
-            checks.body(parsed.is_some(), "id", "Invalid id");
-            parsed
-        }
-        _ => None,
+    let id = if creating {
+        checks.client_id(body.id.as_deref())
+    } else {
+        None
     };
 
     match body.account_id.as_deref() {

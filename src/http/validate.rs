@@ -34,6 +34,15 @@ impl Checks {
         self
     }
 
+    /// A client-supplied record id (body field `id`): absent → `None`; not a UUID → recorded
+    /// as `Invalid id`.
+    pub fn client_id(&mut self, raw: Option<&str>) -> Option<String> {
+        let raw = raw?;
+        let id = parse_uuid(raw);
+        self.body(id.is_some(), "id", "Invalid id");
+        id
+    }
+
     pub fn push(&mut self, error: FieldError) -> &mut Self {
         self.errors.push(error);
         self

@@ -239,6 +239,33 @@ impl Drop for TestApp {
     }
 }
 
+/// Registers a new user; answers (access token, user id).
+pub async fn register_user(app: &TestApp) -> (String, String) {
+    let email = format!("u{}@example.com", uuid::Uuid::new_v4().simple());
+    let (status, body) = app
+        .post(
+            "/api/v1/auth/register",
+            None,
+            serde_json::json!({"email": email, "password": "secret123"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    (
+        body["accessToken"].as_str().unwrap().to_string(),
+        body["user"]["id"].as_str().unwrap().to_string(),
+    )
+}
+
+/// The id of a user's (only, default) account, read from the database.
+pub async fn default_account_id(app: &TestApp, user_id: &str) -> String {
+    let (id,): (String,) = sqlx::query_as("SELECT id FROM accounts WHERE user_id = $1 ORDER BY created_at LIMIT 1")
+        .bind(user_id)
+        .fetch_one(&app.state.db.pool)
+        .await
+        .unwrap();
+    id
+}
+
 /// Declares a test that runs once on SQLite and once on PostgreSQL.
 #[macro_export]
 macro_rules! both_databases {
