@@ -406,3 +406,38 @@ both_databases!(
         assert!(updated.iter().any(|a| a["id"] == cash.as_str()), "{pulled}");
     }
 );
+
+both_databases!(
+    async fn a_database_failure_mid_upload_writes_nothing(app) {
+        let (token, _) = register(&app, "failure@example.com").await;
+        // Make every debt insert fail inside the database, after the accounts were written.
+        let pool = &app.state.db.pool;
+        match app.backend {
+            common::Backend::Postgres => {
+                sqlx::query(
+                    "CREATE FUNCTION refuse_debts() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql",
+                )
+                .execute(pool)
+                .await
+                .unwrap();
+                sqlx::query("CREATE TRIGGER refuse_debts BEFORE INSERT ON debts FOR EACH ROW EXECUTE FUNCTION refuse_debts()")
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+            common::Backend::Sqlite => {
+                sqlx::query("CREATE TRIGGER refuse_debts BEFORE INSERT ON debts BEGIN SELECT RAISE(ABORT, 'refused'); END")
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
+        }
+        let (status, body) = app.post("/api/v1/sync/upload", Some(&token), mobile_payload()).await;
+        assert_eq!(status, 500);
+        assert_eq!(body, json!({"error": "Sync failed"}));
+        let (accounts,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM accounts WHERE id = $1").bind(ACC).fetch_one(pool).await.unwrap();
+        assert_eq!(accounts, 0, "nothing of the upload may remain");
+        let (_, status_body) = app.get("/api/v1/sync/status", Some(&token)).await;
+        assert_eq!(status_body["lastSyncAt"], json!(null));
+    }
+);
